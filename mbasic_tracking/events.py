@@ -1,0 +1,300 @@
+"""Event records and their normalization to the schema's column limits.
+
+An event is normalized once, when the tracker makes it, so that every value it
+carries is acceptable to a server in strict SQL mode: text is cut to its column's
+width in characters with NUL and lone surrogates replaced, numbers are clamped to
+their column's range, and values of the wrong type are converted or become NULL.
+Everything downstream (the writer, the sinks, the spool) trusts these records.
+
+Events are ``NamedTuple`` records built with ``tuple.__new__`` on the hot path:
+about half the cost of calling the class, and no per-instance ``__dict__``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple, TypeAlias
+
+__all__ = [
+    "Event",
+    "FeatureUse",
+    "PageVisit",
+    "ProgramRun",
+    "SessionActivity",
+    "SessionEnd",
+    "SessionStart",
+    "format_event_id",
+    "format_time",
+]
+
+# Column widths, in characters, as declared in schema/*/0001_core.sql.
+SESSION_ID_WIDTH: Final = 64
+USER_AGENT_WIDTH: Final = 512
+IP_WIDTH: Final = 64
+ERROR_WIDTH: Final = 1024
+FEATURE_NAME_WIDTH: Final = 100
+PAGE_PATH_WIDTH: Final = 512
+REFERRER_WIDTH: Final = 1024
+FEATURE_DATA_MAX_CHARS: Final = 16_384
+
+# Numeric ranges. BIGINT columns are capped at the signed maximum so that the
+# same value fits SQLite's INTEGER as well as MySQL's BIGINT UNSIGNED.
+INT_MAX: Final = 4_294_967_295
+BIGINT_MAX: Final = 9_223_372_036_854_775_807
+
+_REPLACEMENT: Final = "\ufffd"
+_UNSAFE_CHARS: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+class SessionStart(NamedTuple):
+    """An IDE session began."""
+
+    event_id: int
+    at: float
+    session_id: str
+    user_agent: str | None
+    ip_address: str | None
+
+
+class SessionActivity(NamedTuple):
+    """A session showed activity; moves ``last_activity`` forward."""
+
+    event_id: int
+    at: float
+    session_id: str
+
+
+class SessionEnd(NamedTuple):
+    """An IDE session ended; sets ``end_time`` and ``duration_seconds``."""
+
+    event_id: int
+    at: float
+    session_id: str
+
+
+class ProgramRun(NamedTuple):
+    """A program ran in a session."""
+
+    event_id: int
+    at: float
+    session_id: str
+    program_lines: int | None
+    execution_time_ms: int | None
+    lines_executed: int | None
+    success: bool | None
+    error_message: str | None
+
+
+class FeatureUse(NamedTuple):
+    """An IDE feature was used; ``feature_data`` is JSON text or None."""
+
+    event_id: int
+    at: float
+    session_id: str
+    feature_name: str
+    feature_data: str | None
+
+
+class PageVisit(NamedTuple):
+    """A page was visited; the session is optional."""
+
+    event_id: int
+    at: float
+    page_path: str
+    referrer: str | None
+    user_agent: str | None
+    ip_address: str | None
+    session_id: str | None
+
+
+Event: TypeAlias = (
+    SessionStart | SessionActivity | SessionEnd | ProgramRun | FeatureUse | PageVisit
+)
+
+#: Event types that carry a session and so touch ``ide_sessions``.
+SESSION_EVENTS: Final = (SessionStart, SessionActivity, SessionEnd, ProgramRun, FeatureUse)
+
+
+def format_event_id(event_id: int) -> str:
+    """The event id as 32 hex digits, as logs and ``HEX(event_id)`` show it."""
+    return f"{event_id:032x}"
+
+
+def event_id_bytes(event_id: int) -> bytes:
+    """The event id as the 16 bytes stored in the ``event_id`` column."""
+    return event_id.to_bytes(16, "big")
+
+
+def format_time(at: float) -> str:
+    """A UTC epoch time as ``YYYY-MM-DD HH:MM:SS.fff``, the DATETIME(3) text form."""
+    moment = datetime.fromtimestamp(at, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def session_id(value: object) -> str | None:
+    """A usable session id, or None when the value cannot identify a session.
+
+    Strings longer than the column are refused rather than cut: two different
+    sessions must never collapse into one id.
+    """
+    if type(value) is str and 0 < len(value) <= SESSION_ID_WIDTH and value.isascii():
+        if "\x00" not in value and not value.isspace():
+            return value
+
+    if value is None or isinstance(value, bool | float | bytes | bytearray):
+        return None
+
+    if isinstance(value, str):
+        candidate = _clean(value).strip()
+    elif isinstance(value, int) or type(value).__name__ == "UUID":
+        candidate = str(value)
+    else:
+        return None
+
+    if not candidate or len(candidate) > SESSION_ID_WIDTH:
+        return None
+
+    return candidate
+
+
+def text(value: object, width: int) -> str | None:
+    """Text fit for a column of ``width`` characters; None stays None."""
+    if type(value) is str and len(value) <= width and value.isascii():
+        if "\x00" not in value:
+            return value
+
+    if value is None:
+        return None
+
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", "replace")
+    elif not isinstance(value, str):
+        try:
+            value = str(value)
+        except Exception:
+            return None
+
+    return _clean(value[: width * 2])[:width]
+
+
+def count(value: object, maximum: int = INT_MAX) -> int | None:
+    """A non-negative integer within ``maximum``; None when it is not a number."""
+    if type(value) is int and 0 <= value <= maximum:
+        return value
+
+    if value is None:
+        return None
+
+    number: float | int
+    if isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if math.isnan(value):
+            return None
+        number = value
+    elif isinstance(value, str | bytes):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        if math.isnan(number):
+            return None
+    else:
+        return None
+
+    if number <= 0:
+        return 0
+    if number >= maximum:
+        return maximum
+
+    return int(round(number))
+
+
+def flag(value: object) -> bool | None:
+    """A boolean from a bool, a number or a word such as ``"true"``; else None."""
+    if value is True or value is False:
+        return value
+
+    if isinstance(value, int | float) and not (
+        isinstance(value, float) and math.isnan(value)
+    ):
+        return value != 0
+
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("1", "true", "yes", "y", "on", "ok", "success"):
+            return True
+        if word in ("0", "false", "no", "n", "off", "error", "failure"):
+            return False
+
+    return None
+
+
+def json_text(value: object) -> str | None:
+    """``value`` serialized as JSON that MySQL's JSON type accepts, size capped.
+
+    Values JSON cannot hold (sets, objects, non-finite floats, non-string keys)
+    are stored as their string form. A cycle is cut where it closes. Output over
+    FEATURE_DATA_MAX_CHARS is replaced by an object holding a marker and a prefix.
+    """
+    if value is None:
+        return None
+
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        encoded = json.dumps(_jsonable(value, 0, set()), ensure_ascii=False)
+
+    # json.dumps escapes control characters but passes lone surrogates through.
+    encoded = _clean(encoded)
+
+    if len(encoded) > FEATURE_DATA_MAX_CHARS:
+        preview = encoded[: FEATURE_DATA_MAX_CHARS // 2]
+        encoded = json.dumps({"truncated": True, "chars": len(encoded), "head": preview})
+
+    return encoded
+
+
+def _jsonable(value: object, depth: int, seen: set[int]) -> Any:
+    if depth > 32:
+        return "..."
+
+    if value is None or isinstance(value, bool | int | str):
+        return value
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+
+    if id(value) in seen:
+        return "<cycle>"
+
+    if isinstance(value, Mapping):
+        seen.add(id(value))
+        result = {str(k): _jsonable(v, depth + 1, seen) for k, v in value.items()}
+        seen.discard(id(value))
+        return result
+
+    if isinstance(value, list | tuple):
+        seen.add(id(value))
+        items = [_jsonable(v, depth + 1, seen) for v in value]
+        seen.discard(id(value))
+        return items
+
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _clean(value: str) -> str:
+    """Replace NUL and lone surrogates, which no utf8mb4 column accepts."""
+    if value.isascii():
+        return value.replace("\x00", _REPLACEMENT) if "\x00" in value else value
+
+    return _UNSAFE_CHARS.sub(_REPLACEMENT, value)

@@ -1,0 +1,476 @@
+"""The await-free tracking API: build an event, put it on the queue, return.
+
+Every tracking method takes microseconds, never awaits, never does I/O, never
+raises, and may be called from the event loop's thread or from any other thread
+(NiceGUI's ``run.io_bound``, an interpreter thread). The writer task that moves
+events to the database starts by itself on the first call made inside a running
+event loop, or explicitly with ``await tracker.start()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from . import events as ev
+from .config import TrackingConfig
+from .privacy import make_ip_filter
+from .queue import Counter, EventQueue
+from .sinks import Sink
+from .writer import Writer
+
+__all__ = ["UsageTracker", "get_usage_tracker", "init_usage_tracker"]
+
+logger = logging.getLogger(__name__)
+
+_DROP_WARNING_EVERY: Final = 10.0  # seconds between "queue full" warnings
+_new = tuple.__new__
+_running_loop = asyncio._get_running_loop
+
+
+class UsageTracker:
+    """Records IDE usage without ever holding up the caller.
+
+    Make one with ``init_usage_tracker(config)`` (or directly from a
+    ``TrackingConfig``). The tracking methods keep the names and signatures of
+    the IDE's original tracker. ``start``, ``flush`` and ``stop`` are the
+    lifecycle; ``stats`` reports what happened to the events so far.
+    """
+
+    def __init__(self, config: TrackingConfig, *, sink: Sink | None = None) -> None:
+        self.config = config
+        self.enabled = config.enabled
+
+        secret = config.ip_hash_secret.encode() if config.ip_hash_secret else None
+        self._ip = make_ip_filter(config.ip_mode, secret)
+        self._queue = EventQueue(config.queue_size, config.batch_size)
+        self._sink = sink
+        self._writer: Writer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+        # Event ids: 64 random bits per tracker, then a sequence number. Unique
+        # across replicas and restarts without any coordination.
+        self._id_base = secrets.randbits(64) << 64
+        self._sequence = itertools.count(1)
+
+        self._enqueued_on_loop = 0
+        self._enqueued_elsewhere = Counter()
+        self._dropped = Counter()
+        self._invalid = Counter()
+        self._abandoned = 0
+        self._last_drop_warning = 0.0
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "closed" if self._closed else "idle"
+        return f"<UsageTracker {state} to {self.config.destination}>"
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer task is alive."""
+        return self._task is not None and not self._task.done()
+
+    # -- the tracking calls ---------------------------------------------------
+
+    def start_ide_session(
+        self, session_id: Any, user_agent: Any = None, ip_address: Any = None
+    ) -> None:
+        """Record that an IDE session began. Never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            sid = ev.session_id(session_id)
+            if sid is None:
+                self._invalid.add()
+                return
+            self._put(
+                _new(
+                    ev.SessionStart,
+                    (
+                        self._id_base + next(self._sequence),
+                        time.time(),
+                        sid,
+                        ev.text(user_agent, ev.USER_AGENT_WIDTH),
+                        self._ip(ip_address),
+                    ),
+                )
+            )
+        except Exception:
+            self._internal_error()
+
+    def update_session_activity(self, session_id: Any) -> None:
+        """Move the session's ``last_activity`` to now. Never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            sid = ev.session_id(session_id)
+            if sid is None:
+                self._invalid.add()
+                return
+            self._put(
+                _new(
+                    ev.SessionActivity,
+                    (self._id_base + next(self._sequence), time.time(), sid),
+                )
+            )
+        except Exception:
+            self._internal_error()
+
+    def end_ide_session(self, session_id: Any) -> None:
+        """Record that the session ended; its duration comes from the events' own
+        times, not the database's clock. Never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            sid = ev.session_id(session_id)
+            if sid is None:
+                self._invalid.add()
+                return
+            self._put(
+                _new(ev.SessionEnd, (self._id_base + next(self._sequence), time.time(), sid))
+            )
+        except Exception:
+            self._internal_error()
+
+    def track_program_execution(
+        self,
+        session_id: Any,
+        program_lines: Any,
+        execution_time_ms: Any,
+        lines_executed: Any,
+        success: Any,
+        error_message: Any = None,
+    ) -> None:
+        """Record a program run; the session's ``programs_run`` and
+        ``lines_executed`` follow. Never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            sid = ev.session_id(session_id)
+            if sid is None:
+                self._invalid.add()
+                return
+            self._put(
+                _new(
+                    ev.ProgramRun,
+                    (
+                        self._id_base + next(self._sequence),
+                        time.time(),
+                        sid,
+                        ev.count(program_lines),
+                        ev.count(execution_time_ms),
+                        ev.count(lines_executed, ev.BIGINT_MAX),
+                        ev.flag(success),
+                        ev.text(error_message, ev.ERROR_WIDTH),
+                    ),
+                )
+            )
+        except Exception:
+            self._internal_error()
+
+    def track_feature_usage(
+        self, session_id: Any, feature_name: Any, feature_data: Any = None
+    ) -> None:
+        """Record the use of a feature; ``feature_data`` is stored as JSON.
+        Never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            sid = ev.session_id(session_id)
+            name = ev.text(feature_name, ev.FEATURE_NAME_WIDTH)
+            if sid is None or not name:
+                self._invalid.add()
+                return
+            self._put(
+                _new(
+                    ev.FeatureUse,
+                    (
+                        self._id_base + next(self._sequence),
+                        time.time(),
+                        sid,
+                        name,
+                        None if feature_data is None else ev.json_text(feature_data),
+                    ),
+                )
+            )
+        except Exception:
+            self._internal_error()
+
+    def track_page_visit(
+        self,
+        page_path: Any,
+        referrer: Any = None,
+        user_agent: Any = None,
+        ip_address: Any = None,
+        session_id: Any = None,
+    ) -> None:
+        """Record a page visit; the session is optional. Never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            path = ev.text(page_path, ev.PAGE_PATH_WIDTH)
+            if not path:
+                self._invalid.add()
+                return
+            self._put(
+                _new(
+                    ev.PageVisit,
+                    (
+                        self._id_base + next(self._sequence),
+                        time.time(),
+                        path,
+                        ev.text(referrer, ev.REFERRER_WIDTH),
+                        ev.text(user_agent, ev.USER_AGENT_WIDTH),
+                        self._ip(ip_address),
+                        None if session_id is None else ev.session_id(session_id),
+                    ),
+                )
+            )
+        except Exception:
+            self._internal_error()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the writer on the running loop. Idempotent; returns at once
+        (the writer connects in the background while calls keep queueing)."""
+        if self.enabled and not self._closed:
+            self._ensure_started(asyncio.get_running_loop())
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event accepted before this call is written (or
+        refused by the server). Returns False if ``timeout`` passed first."""
+        if not self.enabled:
+            return True
+
+        if not self._closed:
+            self._ensure_started(asyncio.get_running_loop())
+        writer = self._writer
+        if writer is None or not self.running:
+            return self._queue_depth() == 0
+
+        target = self._enqueued_count() - self._abandoned
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.wait_settled(target)
+        except TimeoutError:
+            return False
+
+        return True
+
+    async def stop(self, timeout: float = 30) -> None:
+        """Write what is queued, then stop the writer and close connections.
+
+        Waits at most ``timeout`` seconds. Events still unwritten then are
+        counted as ``abandoned`` and reported in one warning. Idempotent. Later
+        tracking calls are counted as dropped.
+        """
+        if self._closed:
+            return
+        self._closed = True
+
+        if self.enabled and self._queue and self._task is None:
+            self._ensure_started(asyncio.get_running_loop())
+
+        task, writer = self._task, self._writer
+        if task is not None and writer is not None:
+            writer.close()
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        left = self._queue_depth()
+        if left:
+            self._abandoned += left
+            self._queue.take(len(self._queue))
+            logger.warning(
+                "stopped with %d events unwritten after %.1f s; they are lost",
+                left,
+                timeout,
+            )
+
+        if self._sink is not None:
+            await self._sink.close()
+
+    def stats(self) -> dict[str, Any]:
+        """What happened to the events so far; safe to expose (no secrets).
+
+        Keys: ``enqueued``, ``written``, ``dropped`` (queue full or tracker
+        stopped), ``failed`` (refused by the server), ``invalid`` (calls lacking
+        what a row needs), ``abandoned`` (unwritten at stop), ``queue_depth``
+        (accepted, not yet written, in-flight batch included), ``batches``,
+        ``retries``, ``last_flush_at`` (ISO 8601 UTC or None), ``last_error``,
+        ``database_ok`` (None until the first attempt), ``running``,
+        ``destination``.
+        """
+        writer = self._writer
+        last_flush = writer.last_flush_at if writer else None
+
+        return {
+            "enabled": self.enabled,
+            "running": self.running,
+            "destination": self.config.destination,
+            "enqueued": self._enqueued_count(),
+            "written": writer.written if writer else 0,
+            "dropped": self._dropped.value,
+            "failed": writer.failed if writer else 0,
+            "invalid": self._invalid.value,
+            "abandoned": self._abandoned,
+            "queue_depth": self._queue_depth(),
+            "batches": writer.batches if writer else 0,
+            "retries": writer.retries if writer else 0,
+            "last_flush_at": (
+                datetime.fromtimestamp(last_flush, UTC).isoformat() if last_flush else None
+            ),
+            "last_error": writer.last_error if writer else None,
+            "database_ok": writer.database_ok if writer else None,
+        }
+
+    # -- internals ------------------------------------------------------------
+
+    def _put(self, event: ev.Event) -> None:
+        loop = self._loop
+        if loop is None:
+            running = _running_loop()
+            if running is not None and not self._closed:
+                self._ensure_started(running)
+                loop = running
+
+        if self._closed and not self.running:
+            self._drop()
+            return
+
+        if not self._queue.put(event):
+            self._drop()
+            return
+
+        if loop is not None and _running_loop() is loop:
+            self._enqueued_on_loop += 1
+        else:
+            self._enqueued_elsewhere.add()
+
+    def _ensure_started(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.running:
+            return
+
+        if self._sink is None:
+            self._sink = _make_sink(self.config)
+
+        self._loop = loop
+        self._queue.bind(loop)
+        if self._writer is None:
+            self._writer = Writer(
+                self._queue,
+                self._sink,
+                batch_size=self.config.batch_size,
+                flush_interval=self.config.flush_interval,
+                retry_initial_wait=self.config.retry_initial_wait,
+                retry_max_wait=self.config.retry_max_wait,
+            )
+        self._task = loop.create_task(self._supervise(self._writer), name="mbasic-tracking-writer")
+        logger.info("usage tracking to %s", self.config.destination)
+
+    async def _supervise(self, writer: Writer) -> None:
+        while True:
+            try:
+                await writer.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("the tracking writer failed; restarting it in 1 s")
+                await asyncio.sleep(1.0)
+
+    def _enqueued_count(self) -> int:
+        return self._enqueued_on_loop + self._enqueued_elsewhere.value
+
+    def _queue_depth(self) -> int:
+        writer = self._writer
+        return len(self._queue) + (writer.in_flight if writer else 0)
+
+    def _drop(self) -> None:
+        dropped = self._dropped.add()
+        now = time.monotonic()
+        if now - self._last_drop_warning >= _DROP_WARNING_EVERY:
+            self._last_drop_warning = now
+            reason = "the tracker is stopped" if self._closed else "the queue is full"
+            logger.warning("dropping tracking events: %s (%d dropped so far)", reason, dropped)
+
+    def _internal_error(self) -> None:
+        self._invalid.add()
+        logger.debug("a tracking call failed inside the tracker", exc_info=True)
+
+
+def _make_sink(config: TrackingConfig) -> Sink:
+    if config.mysql is not None:
+        from .sinks.mysql import MySQLSink
+
+        return MySQLSink(
+            config.mysql,
+            connect_timeout=config.connect_timeout,
+            statement_timeout=config.statement_timeout,
+        )
+
+    if config.sqlite_path is not None:
+        from .sinks.sqlite import SQLiteSink
+
+        return SQLiteSink(config.sqlite_path, statement_timeout=config.statement_timeout)
+
+    raise RuntimeError("an enabled TrackingConfig always names a destination")
+
+
+_current: UsageTracker | None = None
+
+
+def init_usage_tracker(
+    config: TrackingConfig | Mapping[str, Any],
+    *,
+    register_nicegui: bool | None = None,
+) -> UsageTracker:
+    """Make the process's tracker from a TrackingConfig or the IDE's
+    ``usage_tracking`` section, and remember it for ``get_usage_tracker()``.
+
+    Raises ConfigError (a ValueError naming the key) when the config is invalid.
+    With ``register_nicegui`` left at None, the tracker's start and drain are
+    registered on NiceGUI's app startup and shutdown when NiceGUI is
+    importable; True requires it, False skips it.
+    """
+    global _current
+
+    if not isinstance(config, TrackingConfig):
+        config = TrackingConfig.from_dict(config)
+
+    tracker = UsageTracker(config)
+    _current = tracker
+
+    if register_nicegui is None:
+        register_nicegui = importlib.util.find_spec("nicegui") is not None
+    if register_nicegui and tracker.enabled:
+        from .nicegui import register_lifecycle
+
+        register_lifecycle(tracker)
+
+    return tracker
+
+
+def get_usage_tracker() -> UsageTracker | None:
+    """The tracker last made by ``init_usage_tracker``, or None."""
+    return _current
+
+
+def _reset_for_tests() -> None:
+    global _current
+    _current = None
