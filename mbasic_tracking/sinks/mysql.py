@@ -83,10 +83,10 @@ _VISITS_SQL: Final = (
 )
 _COUNTERS_SQL: Final = (
     "UPDATE ide_sessions AS s JOIN ("
-    "SELECT session_id, COUNT(*) AS runs, COALESCE(SUM(lines_executed), 0) AS lines"
+    "SELECT session_id, COUNT(*) AS runs, COALESCE(SUM(lines_executed), 0) AS total_lines"
     " FROM program_executions WHERE session_id IN ({ids}) GROUP BY session_id"
     ") AS p ON p.session_id = s.session_id"
-    " SET s.programs_run = p.runs, s.lines_executed = p.lines"
+    " SET s.programs_run = p.runs, s.lines_executed = p.total_lines"
 )
 
 
