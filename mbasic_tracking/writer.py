@@ -54,6 +54,7 @@ class Writer:
 
         self._closing = False
         self._in_flight = 0
+        self._batch_done = 0
         self._settled = 0
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
@@ -97,8 +98,14 @@ class Writer:
                 continue
 
             self._in_flight = len(batch)
+            self._batch_done = 0
             try:
                 await self._write_isolating(batch)
+            except asyncio.CancelledError:
+                # Halves are written left to right, so what is unsettled is a
+                # suffix of the batch: give it back to the queue, in order.
+                self._queue.put_front(batch[self._batch_done :])
+                raise
             finally:
                 self._in_flight = 0
                 self._release_flush_waiters()
@@ -134,6 +141,7 @@ class Writer:
 
         self.written += len(batch)
         self._settled += len(batch)
+        self._batch_done += len(batch)
 
     async def _write_retrying(self, batch: Sequence[Event]) -> None:
         started = time.monotonic()
@@ -189,6 +197,7 @@ class Writer:
     def _refused(self, event: Event, error: RejectedError) -> None:
         self.failed += 1
         self._settled += 1
+        self._batch_done += 1
         self.last_error = str(error)
 
         if self.failed <= _REFUSAL_LOG_LIMIT:
