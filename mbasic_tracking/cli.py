@@ -48,7 +48,9 @@ def mysql_settings(database_url: str | None) -> MySQLSettings:
     """
     try:
         config = (
-            TrackingConfig.from_url(database_url) if database_url else TrackingConfig.from_env()
+            TrackingConfig.from_url(database_url)
+            if database_url
+            else TrackingConfig.from_env()
         )
     except ConfigError as error:
         typer.echo(f"error: {error}", err=True)

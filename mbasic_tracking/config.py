@@ -70,7 +70,11 @@ class MySQLSettings:
 
     def redacted_url(self) -> str:
         """``mysql://user:***@host:port/db``: safe for logs and health output."""
-        where = f"unix:{self.unix_socket}" if self.unix_socket else f"{self.host}:{self.port}"
+        where = (
+            f"unix:{self.unix_socket}"
+            if self.unix_socket
+            else f"{self.host}:{self.port}"
+        )
         return f"mysql://{self.user}:{_MASK}@{where}/{self.database}"
 
 
@@ -161,7 +165,9 @@ class TrackingConfig:
             kwargs["sqlite_path"] = str(sqlite["path"])
 
         if "database_url" in values:
-            kwargs.update(_from_url(str(values["database_url"]), "usage_tracking.database_url"))
+            kwargs.update(
+                _from_url(str(values["database_url"]), "usage_tracking.database_url")
+            )
 
         for name in _TUNABLES:
             if name in values:
@@ -260,7 +266,9 @@ def _validate(config: TrackingConfig) -> None:
         if kind is int and not isinstance(value, int):
             raise ConfigError(f"{name}: expected a whole number, got {value!r}")
         if not low <= value <= high:
-            raise ConfigError(f"{name}: {value!r} is out of range; allowed {low}..{high}")
+            raise ConfigError(
+                f"{name}: {value!r} is out of range; allowed {low}..{high}"
+            )
 
     if config.batch_size > config.queue_size:
         raise ConfigError(
@@ -273,7 +281,8 @@ def _validate(config: TrackingConfig) -> None:
 
     if config.ip_mode not in IP_MODES:
         raise ConfigError(
-            f"ip_mode: {config.ip_mode!r} is not allowed; allowed: {', '.join(IP_MODES)}"
+            f"ip_mode: {config.ip_mode!r} is not allowed; "
+            f"allowed: {', '.join(IP_MODES)}"
         )
 
     if config.ip_mode == "hash" and len(config.ip_hash_secret or "") < 16:
@@ -298,7 +307,9 @@ def _validate_mysql(settings: MySQLSettings, where: str) -> None:
     if not settings.unix_socket and not settings.host:
         raise ConfigError(f"{where}.host: empty; give a host name or a unix_socket")
     if not 1 <= settings.port <= 65535:
-        raise ConfigError(f"{where}.port: {settings.port} is out of range; allowed 1..65535")
+        raise ConfigError(
+            f"{where}.port: {settings.port} is out of range; allowed 1..65535"
+        )
     if not settings.user:
         raise ConfigError(f"{where}.user: empty; a user name is required")
     if not re.fullmatch(r"[A-Za-z0-9_$]{1,64}", settings.database):
@@ -344,12 +355,15 @@ def _from_url(url: str, where: str) -> dict[str, Any]:
         # sqlite:///relative/file.db and sqlite:////absolute/file.db
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path:
-            raise ConfigError(f"{where}: a sqlite URL needs a file: sqlite:///path/to/file.db")
+            raise ConfigError(
+                f"{where}: a sqlite URL needs a file: sqlite:///path/to/file.db"
+            )
         return {"sqlite_path": path}
 
     if scheme not in ("mysql", "mariadb"):
         raise ConfigError(
-            f"{where}: scheme {parts.scheme!r} is not allowed; allowed: mysql, mariadb, sqlite"
+            f"{where}: scheme {parts.scheme!r} is not allowed; "
+            "allowed: mysql, mariadb, sqlite"
         )
 
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
@@ -389,7 +403,9 @@ def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
     return value
 
 
-def _reject_unknown(values: Mapping[str, Any], allowed: frozenset[str] | set[str], where: str) -> None:
+def _reject_unknown(
+    values: Mapping[str, Any], allowed: frozenset[str] | set[str], where: str
+) -> None:
     unknown = sorted(set(values) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -401,7 +417,9 @@ def _coerce(name: str, value: Any, where: str) -> Any:
     if name == "ip_mode":
         mode = str(value).strip().lower()
         if mode not in IP_MODES:
-            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {', '.join(IP_MODES)}")
+            raise ConfigError(
+                f"{where}: {value!r} is not allowed; allowed: {', '.join(IP_MODES)}"
+            )
         return mode
 
     if name in ("ip_hash_secret", "spool_dir"):
@@ -450,9 +468,11 @@ def _is_local(host: str, unix_socket: str | None) -> bool:
 
 
 def resolve_ca(ssl_ca: str) -> tuple[str | None, str | None]:
-    """Split ``ssl_ca`` into (cafile, cadata): PEM text is data, anything else a path."""
+    """Split ``ssl_ca`` into (cafile, cadata): PEM text is data, else a path."""
     if "-----BEGIN" in ssl_ca:
         return None, ssl_ca
     if not Path(ssl_ca).is_file():
-        raise ConfigError(f"mysql.ssl_ca: no file at {ssl_ca!r}; give a path or PEM text")
+        raise ConfigError(
+            f"mysql.ssl_ca: no file at {ssl_ca!r}; give a path or PEM text"
+        )
     return ssl_ca, None

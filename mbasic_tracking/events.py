@@ -41,10 +41,11 @@ PAGE_PATH_WIDTH: Final = 512
 REFERRER_WIDTH: Final = 1024
 FEATURE_DATA_MAX_CHARS: Final = 16_384
 
-# Numeric ranges. BIGINT columns are capped at the signed maximum so that the
-# same value fits SQLite's INTEGER as well as MySQL's BIGINT UNSIGNED.
+# Numeric ranges. INT UNSIGNED columns take up to INT_MAX. Lines executed per
+# run are capped far below the BIGINT range so that a session's sum of them
+# stays a valid signed 64-bit integer (SQLite's INTEGER) for millions of runs.
 INT_MAX: Final = 4_294_967_295
-BIGINT_MAX: Final = 9_223_372_036_854_775_807
+LINES_MAX: Final = 1_000_000_000_000
 
 _REPLACEMENT: Final = "\ufffd"
 _UNSAFE_CHARS: Final = re.compile("[\x00\ud800-\udfff]")
@@ -116,7 +117,13 @@ Event: TypeAlias = (
 )
 
 #: Event types that carry a session and so touch ``ide_sessions``.
-SESSION_EVENTS: Final = (SessionStart, SessionActivity, SessionEnd, ProgramRun, FeatureUse)
+SESSION_EVENTS: Final = (
+    SessionStart,
+    SessionActivity,
+    SessionEnd,
+    ProgramRun,
+    FeatureUse,
+)
 
 
 def format_event_id(event_id: int) -> str:
@@ -138,24 +145,30 @@ def format_time(at: float) -> str:
 def session_id(value: object) -> str | None:
     """A usable session id, or None when the value cannot identify a session.
 
-    Strings longer than the column are refused rather than cut: two different
-    sessions must never collapse into one id.
+    Ids are opaque: kept as given, NUL and lone surrogates aside. Strings longer
+    than the column are refused rather than cut, since two different sessions
+    must never collapse into one id.
     """
-    if type(value) is str and 0 < len(value) <= SESSION_ID_WIDTH and value.isascii():
-        if "\x00" not in value and not value.isspace():
-            return value
+    if (
+        type(value) is str
+        and 0 < len(value) <= SESSION_ID_WIDTH
+        and value.isascii()
+        and "\x00" not in value
+        and not value.isspace()
+    ):
+        return value
 
     if value is None or isinstance(value, bool | float | bytes | bytearray):
         return None
 
     if isinstance(value, str):
-        candidate = _clean(value).strip()
+        candidate = _clean(value)
     elif isinstance(value, int) or type(value).__name__ == "UUID":
         candidate = str(value)
     else:
         return None
 
-    if not candidate or len(candidate) > SESSION_ID_WIDTH:
+    if not candidate.strip() or len(candidate) > SESSION_ID_WIDTH:
         return None
 
     return candidate
@@ -163,9 +176,13 @@ def session_id(value: object) -> str | None:
 
 def text(value: object, width: int) -> str | None:
     """Text fit for a column of ``width`` characters; None stays None."""
-    if type(value) is str and len(value) <= width and value.isascii():
-        if "\x00" not in value:
-            return value
+    if (
+        type(value) is str
+        and len(value) <= width
+        and value.isascii()
+        and "\x00" not in value
+    ):
+        return value
 
     if value is None:
         return None
@@ -213,7 +230,7 @@ def count(value: object, maximum: int = INT_MAX) -> int | None:
     if number >= maximum:
         return maximum
 
-    return int(round(number))
+    return round(number)
 
 
 def flag(value: object) -> bool | None:
@@ -256,7 +273,9 @@ def json_text(value: object) -> str | None:
 
     if len(encoded) > FEATURE_DATA_MAX_CHARS:
         preview = encoded[: FEATURE_DATA_MAX_CHARS // 2]
-        encoded = json.dumps({"truncated": True, "chars": len(encoded), "head": preview})
+        encoded = json.dumps(
+            {"truncated": True, "chars": len(encoded), "head": preview}
+        )
 
     return encoded
 

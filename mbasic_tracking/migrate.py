@@ -19,7 +19,13 @@ from typing import Any, Final, Literal
 
 from .config import MySQLSettings
 
-__all__ = ["Migration", "MigrationError", "apply_mysql", "migrations", "split_statements"]
+__all__ = [
+    "Migration",
+    "MigrationError",
+    "apply_mysql",
+    "migrations",
+    "split_statements",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +118,9 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-async def apply_mysql(settings: MySQLSettings, *, connect_timeout: float = 10.0) -> list[str]:
+async def apply_mysql(
+    settings: MySQLSettings, *, connect_timeout: float = 10.0
+) -> list[str]:
     """Bring a MySQL or MariaDB database up to date; returns the versions applied.
 
     Creates the database when it does not exist and the account may do so.
@@ -120,11 +128,14 @@ async def apply_mysql(settings: MySQLSettings, *, connect_timeout: float = 10.0)
     connection = await _connect_creating(settings, connect_timeout)
     try:
         async with connection.cursor() as cursor:
-            await cursor.execute("SELECT GET_LOCK(%s, %s)", (_LOCK_NAME, _LOCK_WAIT_SECONDS))
+            await cursor.execute(
+                "SELECT GET_LOCK(%s, %s)", (_LOCK_NAME, _LOCK_WAIT_SECONDS)
+            )
             (locked,) = await cursor.fetchone()
             if locked != 1:
                 raise MigrationError(
-                    f"another migration held the lock for {_LOCK_WAIT_SECONDS} s; try again"
+                    f"another migration held the lock for {_LOCK_WAIT_SECONDS} s; "
+                    "try again"
                 )
             try:
                 return await _apply_pending(cursor)

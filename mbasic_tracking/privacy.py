@@ -28,7 +28,9 @@ IpMode = Literal["truncate", "hash", "raw", "none"]
 IP_MODES: Final[tuple[str, ...]] = ("truncate", "hash", "raw", "none")
 
 
-def make_ip_filter(mode: IpMode, secret: bytes | None = None) -> Callable[[object], str | None]:
+def make_ip_filter(
+    mode: IpMode, secret: bytes | None = None
+) -> Callable[[object], str | None]:
     """Return the function that turns a client address into what is stored.
 
     The function never raises: anything that is not an IP address gives None.

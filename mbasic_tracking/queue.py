@@ -12,6 +12,7 @@ after ``flush_interval``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -111,10 +112,9 @@ class EventQueue:
             wakeup.set()
             return
 
-        try:
+        # A closed loop raises RuntimeError: its writer is gone and waits no more.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(wakeup.set)
-        except RuntimeError:
-            pass  # the loop is closed; the writer is gone and will not wait
 
 
 class Counter:
@@ -130,4 +130,3 @@ class Counter:
         with self._lock:
             self.value += amount
             return self.value
-

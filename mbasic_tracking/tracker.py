@@ -136,7 +136,10 @@ class UsageTracker:
                 self._invalid.add()
                 return
             self._put(
-                _new(ev.SessionEnd, (self._id_base + next(self._sequence), time.time(), sid))
+                _new(
+                    ev.SessionEnd,
+                    (self._id_base + next(self._sequence), time.time(), sid),
+                )
             )
         except Exception:
             self._internal_error()
@@ -168,7 +171,7 @@ class UsageTracker:
                         sid,
                         ev.count(program_lines),
                         ev.count(execution_time_ms),
-                        ev.count(lines_executed, ev.BIGINT_MAX),
+                        ev.count(lines_executed, ev.LINES_MAX),
                         ev.flag(success),
                         ev.text(error_message, ev.ERROR_WIDTH),
                     ),
@@ -305,6 +308,22 @@ class UsageTracker:
         if self._sink is not None:
             await self._sink.close()
 
+    async def ping(self) -> bool:
+        """Whether the tracking database answers now (a fresh round trip).
+
+        False when tracking is disabled or the database does not answer. Never
+        raises; how long it may take is the sink's connect timeout.
+        """
+        if not self.enabled:
+            return False
+
+        if self._sink is None:
+            self._sink = _make_sink(self.config)
+        try:
+            return await self._sink.ping()
+        except Exception:
+            return False
+
     def stats(self) -> dict[str, Any]:
         """What happened to the events so far; safe to expose (no secrets).
 
@@ -333,7 +352,9 @@ class UsageTracker:
             "batches": writer.batches if writer else 0,
             "retries": writer.retries if writer else 0,
             "last_flush_at": (
-                datetime.fromtimestamp(last_flush, UTC).isoformat() if last_flush else None
+                datetime.fromtimestamp(last_flush, UTC).isoformat()
+                if last_flush
+                else None
             ),
             "last_error": writer.last_error if writer else None,
             "database_ok": writer.database_ok if writer else None,
@@ -380,7 +401,9 @@ class UsageTracker:
                 retry_initial_wait=self.config.retry_initial_wait,
                 retry_max_wait=self.config.retry_max_wait,
             )
-        self._task = loop.create_task(self._supervise(self._writer), name="mbasic-tracking-writer")
+        self._task = loop.create_task(
+            self._supervise(self._writer), name="mbasic-tracking-writer"
+        )
         logger.info("usage tracking to %s", self.config.destination)
 
     async def _supervise(self, writer: Writer) -> None:
@@ -407,7 +430,9 @@ class UsageTracker:
         if now - self._last_drop_warning >= _DROP_WARNING_EVERY:
             self._last_drop_warning = now
             reason = "the tracker is stopped" if self._closed else "the queue is full"
-            logger.warning("dropping tracking events: %s (%d dropped so far)", reason, dropped)
+            logger.warning(
+                "dropping tracking events: %s (%d dropped so far)", reason, dropped
+            )
 
     def _internal_error(self) -> None:
         self._invalid.add()
@@ -427,7 +452,9 @@ def _make_sink(config: TrackingConfig) -> Sink:
     if config.sqlite_path is not None:
         from .sinks.sqlite import SQLiteSink
 
-        return SQLiteSink(config.sqlite_path, statement_timeout=config.statement_timeout)
+        return SQLiteSink(
+            config.sqlite_path, statement_timeout=config.statement_timeout
+        )
 
     raise RuntimeError("an enabled TrackingConfig always names a destination")
 

@@ -187,7 +187,7 @@ class Writer:
     def _note_failure(self, message: str) -> None:
         if self.database_ok is not False:
             logger.warning(
-                "cannot write to %s: %s; retrying with backoff, events wait in the queue",
+                "cannot write to %s: %s; retrying with backoff, events wait",
                 self._sink.name,
                 message,
             )

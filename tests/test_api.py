@@ -109,7 +109,9 @@ async def test_seed_integration_writes_without_start_or_stop(
 
 
 @pytest.mark.parametrize("where", ["loop thread", "worker threads", "before the loop"])
-async def test_calls_from_any_thread_land_exactly(make_tracker: Any, database: MySQLSettings, where: str) -> None:
+async def test_calls_from_any_thread_land_exactly(
+    make_tracker: Any, database: MySQLSettings, where: str
+) -> None:
     """Calls from the loop, from worker threads and before start all land once."""
     tracker: UsageTracker = make_tracker()
     sessions, runs = 8, 250
@@ -145,7 +147,9 @@ async def test_calls_from_any_thread_land_exactly(make_tracker: Any, database: M
     assert (stats["dropped"], stats["failed"], stats["invalid"]) == (0, 0, 0)
     assert stats["queue_depth"] == 0
 
-    assert scalar(database, "SELECT COUNT(*) FROM program_executions") == sessions * runs
+    assert (
+        scalar(database, "SELECT COUNT(*) FROM program_executions") == sessions * runs
+    )
     assert scalar(database, "SELECT COUNT(*) FROM feature_usage") == sessions * runs
     per_session = query(
         database,
@@ -153,7 +157,9 @@ async def test_calls_from_any_thread_land_exactly(make_tracker: Any, database: M
     )
     total_lines = sum(range(runs))
     assert sorted(per_session) == [(runs, total_lines, 1)] * sessions
-    failures = scalar(database, "SELECT COUNT(*) FROM program_executions WHERE NOT success")
+    failures = scalar(
+        database, "SELECT COUNT(*) FROM program_executions WHERE NOT success"
+    )
     assert failures == sessions * len(range(0, runs, 7))
 
 
@@ -194,8 +200,10 @@ async def test_stop_is_idempotent_and_later_calls_are_dropped(
     assert scalar(database, "SELECT COUNT(*) FROM ide_sessions") == 1
 
 
-async def test_stop_counts_what_it_could_not_write(caplog: pytest.LogCaptureFixture) -> None:
-    """With the server unreachable, stop() gives up at its deadline, counts and warns once."""
+async def test_stop_counts_what_it_could_not_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no server, stop() gives up at its deadline, counts and warns once."""
     tracker = UsageTracker(
         TrackingConfig(
             mysql=MySQLSettings(host="127.0.0.1", port=1, database="nowhere"),
@@ -235,7 +243,11 @@ async def test_queue_full_drops_newest_and_warns_rarely(
         tracker.track_feature_usage("s", "f", number)
 
     stats = tracker.stats()
-    assert (stats["enqueued"], stats["dropped"], stats["queue_depth"]) == (100, 900, 100)
+    assert (stats["enqueued"], stats["dropped"], stats["queue_depth"]) == (
+        100,
+        900,
+        100,
+    )
     warnings = [r for r in caplog.records if "dropping" in r.getMessage()]
     assert len(warnings) == 1
 
@@ -250,7 +262,12 @@ async def test_stats_never_show_the_password(database: MySQLSettings) -> None:
     await asyncio.sleep(0.3)
 
     shown = " ".join(
-        [repr(tracker), repr(tracker.config), repr(settings), json.dumps(tracker.stats())]
+        [
+            repr(tracker),
+            repr(tracker.config),
+            repr(settings),
+            json.dumps(tracker.stats()),
+        ]
     )
     assert secret not in shown
     assert "***" in shown

@@ -83,7 +83,8 @@ _VISITS_SQL: Final = (
 )
 _COUNTERS_SQL: Final = (
     "UPDATE ide_sessions AS s JOIN ("
-    "SELECT session_id, COUNT(*) AS runs, COALESCE(SUM(lines_executed), 0) AS total_lines"
+    "SELECT session_id, COUNT(*) AS runs,"
+    " LEAST(COALESCE(SUM(lines_executed), 0), 9223372036854775807) AS total_lines"
     " FROM program_executions WHERE session_id IN ({ids}) GROUP BY session_id"
     ") AS p ON p.session_id = s.session_id"
     " SET s.programs_run = p.runs, s.lines_executed = p.total_lines"
@@ -246,13 +247,17 @@ class MySQLSink:
         if connection is not None and not connection.closed:
             return connection
 
-        connection = await connect(self._settings, connect_timeout=self._connect_timeout)
+        connection = await connect(
+            self._settings, connect_timeout=self._connect_timeout
+        )
         async with connection.cursor() as cursor:
             await cursor.execute("SELECT @@max_allowed_packet")
             (packet,) = await cursor.fetchone()
         await connection.commit()
         # Characters, not bytes: a utf8mb4 character takes up to four.
-        self._statement_budget = max(64_000, min(self._max_statement_bytes, int(packet) // 4))
+        self._statement_budget = max(
+            64_000, min(self._max_statement_bytes, int(packet) // 4)
+        )
         self._connection = connection
         logger.debug("connected to %s", self.name)
 

@@ -103,7 +103,9 @@ def plan_rows(batch: Sequence[Event]) -> BatchRows:
             session.user_agent = session.user_agent or event.user_agent
             session.ip_address = session.ip_address or event.ip_address
         elif isinstance(event, SessionEnd):
-            session.end = event.at if session.end is None else max(session.end, event.at)
+            session.end = (
+                event.at if session.end is None else max(session.end, event.at)
+            )
         elif isinstance(event, ProgramRun):
             counted[sid] = None
             rows.programs.append(

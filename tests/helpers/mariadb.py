@@ -147,7 +147,9 @@ class PrivateMariaDB:
                 process.wait(timeout=30)
         self._process = None
 
-    def execute(self, sql: str, database: str | None = None) -> list[tuple[object, ...]]:
+    def execute(
+        self, sql: str, database: str | None = None
+    ) -> list[tuple[object, ...]]:
         """Run one statement as root over the server's socket; returns its rows."""
         connection = pymysql.connect(
             unix_socket=str(self.socket_path),
@@ -182,13 +184,17 @@ class PrivateMariaDB:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"mariadbd exited; see {self.log_path}:\n{self._log_tail()}")
+                raise RuntimeError(
+                    f"mariadbd exited; see {self.log_path}:\n{self._log_tail()}"
+                )
             try:
                 self.execute("SELECT 1")
                 return
             except pymysql.err.MySQLError:
                 time.sleep(0.1)
-        raise TimeoutError(f"mariadbd did not start in {timeout} s:\n{self._log_tail()}")
+        raise TimeoutError(
+            f"mariadbd did not start in {timeout} s:\n{self._log_tail()}"
+        )
 
     def _ensure_database(self, name: str) -> None:
         self.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
