@@ -154,6 +154,9 @@ class TrackingConfig:
             kwargs["enabled"] = _boolean(values["enabled"], "usage_tracking.enabled")
 
         mysql = values.get("mysql")
+        if isinstance(mysql, Mapping) and values.get("ssl_ca"):
+            # A top-level ssl_ca is the same setting as mysql.ssl_ca.
+            mysql = {"ssl_ca": values["ssl_ca"], **mysql}
         if mysql is not None:
             kwargs["mysql"] = _mysql_from_mapping(mysql, "usage_tracking.mysql")
 
@@ -243,7 +246,9 @@ _TUNABLES: Final = (
     "spool_dir",
     "spool_max_bytes",
 )
-_TOP_KEYS: Final = frozenset({"enabled", "mysql", "sqlite", "database_url", *_TUNABLES})
+_TOP_KEYS: Final = frozenset(
+    {"enabled", "mysql", "sqlite", "database_url", "ssl_ca", *_TUNABLES}
+)
 
 # name: (type, minimum, maximum)
 _LIMITS: Final[dict[str, tuple[type, float, float]]] = {

@@ -32,6 +32,9 @@ __all__ = ["UsageTracker", "get_usage_tracker", "init_usage_tracker"]
 logger = logging.getLogger(__name__)
 
 _DROP_WARNING_EVERY: Final = 10.0  # seconds between "queue full" warnings
+_KNOWN_SESSIONS_MAX: Final = 10_000
+_INT_MAX: Final = ev.INT_MAX
+_LINES_MAX: Final = ev.LINES_MAX
 _new = tuple.__new__
 _running_loop = asyncio._get_running_loop
 
@@ -63,6 +66,10 @@ class UsageTracker:
         self._id_base = secrets.randbits(64) << 64
         self._sequence = itertools.count(1)
 
+        # Session ids already found valid, so that a repeated id costs one dict
+        # lookup instead of a normalization. Bounded: cleared when full.
+        self._known_sessions: dict[str, None] = {}
+
         self._enqueued_on_loop = 0
         self._enqueued_elsewhere = Counter()
         self._dropped = Counter()
@@ -88,7 +95,7 @@ class UsageTracker:
         if not self.enabled:
             return
         try:
-            sid = ev.session_id(session_id)
+            sid = self._session_id(session_id)
             if sid is None:
                 self._invalid.add()
                 return
@@ -112,7 +119,7 @@ class UsageTracker:
         if not self.enabled:
             return
         try:
-            sid = ev.session_id(session_id)
+            sid = self._session_id(session_id)
             if sid is None:
                 self._invalid.add()
                 return
@@ -131,7 +138,7 @@ class UsageTracker:
         if not self.enabled:
             return
         try:
-            sid = ev.session_id(session_id)
+            sid = self._session_id(session_id)
             if sid is None:
                 self._invalid.add()
                 return
@@ -158,7 +165,7 @@ class UsageTracker:
         if not self.enabled:
             return
         try:
-            sid = ev.session_id(session_id)
+            sid = self._session_id(session_id)
             if sid is None:
                 self._invalid.add()
                 return
@@ -169,11 +176,23 @@ class UsageTracker:
                         self._id_base + next(self._sequence),
                         time.time(),
                         sid,
-                        ev.count(program_lines),
-                        ev.count(execution_time_ms),
-                        ev.count(lines_executed, ev.LINES_MAX),
-                        ev.flag(success),
-                        ev.text(error_message, ev.ERROR_WIDTH),
+                        program_lines
+                        if type(program_lines) is int and 0 <= program_lines <= _INT_MAX
+                        else ev.count(program_lines),
+                        execution_time_ms
+                        if type(execution_time_ms) is int
+                        and 0 <= execution_time_ms <= _INT_MAX
+                        else ev.count(execution_time_ms),
+                        lines_executed
+                        if type(lines_executed) is int
+                        and 0 <= lines_executed <= _LINES_MAX
+                        else ev.count(lines_executed, _LINES_MAX),
+                        success
+                        if success is True or success is False
+                        else ev.flag(success),
+                        None
+                        if error_message is None
+                        else ev.text(error_message, ev.ERROR_WIDTH),
                     ),
                 )
             )
@@ -188,7 +207,7 @@ class UsageTracker:
         if not self.enabled:
             return
         try:
-            sid = ev.session_id(session_id)
+            sid = self._session_id(session_id)
             name = ev.text(feature_name, ev.FEATURE_NAME_WIDTH)
             if sid is None or not name:
                 self._invalid.add()
@@ -234,7 +253,7 @@ class UsageTracker:
                         ev.text(referrer, ev.REFERRER_WIDTH),
                         ev.text(user_agent, ev.USER_AGENT_WIDTH),
                         self._ip(ip_address),
-                        None if session_id is None else ev.session_id(session_id),
+                        None if session_id is None else self._session_id(session_id),
                     ),
                 )
             )
@@ -362,13 +381,25 @@ class UsageTracker:
 
     # -- internals ------------------------------------------------------------
 
+    def _session_id(self, value: object) -> str | None:
+        known = self._known_sessions
+        if type(value) is str and value in known:
+            return value
+
+        sid = ev.session_id(value)
+        if sid is not None and sid is value:
+            if len(known) >= _KNOWN_SESSIONS_MAX:
+                known.clear()
+            known[sid] = None
+
+        return sid
+
     def _put(self, event: ev.Event) -> None:
         loop = self._loop
-        if loop is None:
-            running = _running_loop()
-            if running is not None and not self._closed:
-                self._ensure_started(running)
-                loop = running
+        running = _running_loop()
+        if loop is None and running is not None and not self._closed:
+            self._ensure_started(running)
+            loop = running
 
         if self._closed and not self.running:
             self._drop()
@@ -378,7 +409,7 @@ class UsageTracker:
             self._drop()
             return
 
-        if loop is not None and _running_loop() is loop:
+        if running is not None and running is loop:
             self._enqueued_on_loop += 1
         else:
             self._enqueued_elsewhere.add()

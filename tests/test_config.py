@@ -101,6 +101,14 @@ def test_invalid_settings_name_the_key(
     assert isinstance(raised.value, ValueError)
 
 
+def test_top_level_ssl_ca_applies_to_mysql() -> None:
+    """``ssl_ca`` may sit beside ``mysql`` as well as inside it."""
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    config = TrackingConfig.from_dict({**IDE_SECTION, "ssl_ca": pem}, environ=ENV)
+
+    assert config.mysql is not None and config.mysql.ssl_ca == pem
+
+
 def test_unset_environment_variable_is_named() -> None:
     """A ${NAME} whose variable is unset is an error naming key and variable."""
     with pytest.raises(ConfigError, match=r"usage_tracking\.mysql\.host.*MYSQL_HOST"):
