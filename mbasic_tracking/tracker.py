@@ -5,6 +5,10 @@ raises, and may be called from the event loop's thread or from any other thread
 (NiceGUI's ``run.io_bound``, an interpreter thread). The writer task that moves
 events to the database starts by itself on the first call made inside a running
 event loop, or explicitly with ``await tracker.start()``.
+
+With ``spool_dir`` set, what the database cannot take in time (a long outage,
+events unwritten at ``stop()``) waits on disk and is replayed later; only the
+writer task touches the spool, never a tracking call.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .config import TrackingConfig
 from .privacy import make_ip_filter
 from .queue import Counter, EventQueue
 from .sinks import Sink
+from .spool import Spool
 from .writer import Writer
 
 __all__ = ["UsageTracker", "get_usage_tracker", "init_usage_tracker"]
@@ -280,7 +285,7 @@ class UsageTracker:
         if writer is None or not self.running:
             return self._queue_depth() == 0
 
-        target = self._enqueued_count() - self._abandoned
+        target = self._enqueued_count() - self._abandoned - self._spool_count("dropped")
         try:
             async with asyncio.timeout(timeout):
                 await writer.wait_settled(target)
@@ -292,9 +297,13 @@ class UsageTracker:
     async def stop(self, timeout: float = 30) -> None:
         """Write what is queued, then stop the writer and close connections.
 
-        Waits at most ``timeout`` seconds. Events still unwritten then are
-        counted as ``abandoned`` and reported in one warning. Idempotent. Later
-        tracking calls are counted as dropped.
+        Waits at most ``timeout`` seconds. Events still unwritten then go to
+        the spool when ``spool_dir`` is set (counted in ``spooled``; the next
+        tracker on that folder writes them), else they are counted as
+        ``abandoned``; either way one warning says how many. Writing the spool
+        adds to ``timeout`` the time to encode and sync them (about 10 ms per
+        thousand events). Idempotent. Later tracking calls are counted as
+        dropped.
         """
         if self._closed:
             return
@@ -315,7 +324,18 @@ class UsageTracker:
                     await task
 
         left = self._queue_depth()
-        if left:
+        if left and writer is not None and writer.spool is not None:
+            kept, lost = await writer.spool_unwritten()
+            logger.warning(
+                "stopped with %d events unwritten after %.1f s; %d are in the spool "
+                "at %s for the next start, %d lost (no room in the spool)",
+                left,
+                timeout,
+                kept,
+                writer.spool.directory,
+                lost,
+            )
+        elif left:
             self._abandoned += left
             self._queue.take(len(self._queue))
             logger.warning(
@@ -324,6 +344,8 @@ class UsageTracker:
                 timeout,
             )
 
+        if writer is not None:
+            await writer.close_spool()
         if self._sink is not None:
             await self._sink.close()
 
@@ -352,7 +374,10 @@ class UsageTracker:
         (accepted, not yet written, in-flight batch included), ``batches``,
         ``retries``, ``last_flush_at`` (ISO 8601 UTC or None), ``last_error``,
         ``database_ok`` (None until the first attempt), ``running``,
-        ``destination``.
+        ``destination``; and for the spool: ``spooled`` (events moved to it),
+        ``replayed`` (events written from it, an earlier process's included),
+        ``spool_bytes`` (on disk now), ``spool_corrupt`` (damaged records
+        skipped) and ``spool_dropped`` (events it had no room for: lost).
         """
         writer = self._writer
         last_flush = writer.last_flush_at if writer else None
@@ -377,6 +402,11 @@ class UsageTracker:
             ),
             "last_error": writer.last_error if writer else None,
             "database_ok": writer.database_ok if writer else None,
+            "spooled": self._spool_count("spooled"),
+            "replayed": writer.replayed if writer else 0,
+            "spool_bytes": self._spool_count("disk_bytes"),
+            "spool_corrupt": self._spool_count("corrupt"),
+            "spool_dropped": self._spool_count("dropped"),
         }
 
     # -- internals ------------------------------------------------------------
@@ -431,6 +461,7 @@ class UsageTracker:
                 flush_interval=self.config.flush_interval,
                 retry_initial_wait=self.config.retry_initial_wait,
                 retry_max_wait=self.config.retry_max_wait,
+                spool=self._make_spool(),
             )
         self._task = loop.create_task(
             self._supervise(self._writer), name="mbasic-tracking-writer"
@@ -447,6 +478,15 @@ class UsageTracker:
             except Exception:
                 logger.exception("the tracking writer failed; restarting it in 1 s")
                 await asyncio.sleep(1.0)
+
+    def _make_spool(self) -> Spool | None:
+        if self.config.spool_dir is None:
+            return None
+        return Spool(self.config.spool_dir, self.config.spool_max_bytes)
+
+    def _spool_count(self, name: str) -> int:
+        spool = self._writer.spool if self._writer is not None else None
+        return int(getattr(spool, name)) if spool is not None else 0
 
     def _enqueued_count(self) -> int:
         return self._enqueued_on_loop + self._enqueued_elsewhere.value

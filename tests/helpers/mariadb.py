@@ -187,6 +187,14 @@ class PrivateMariaDB:
                 raise RuntimeError(
                     f"mariadbd exited; see {self.log_path}:\n{self._log_tail()}"
                 )
+            # Probe the socket first: PyMySQL leaks the socket of a refused
+            # attempt, which warnings-as-errors would turn into a failure.
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(self.socket_path))
+                except OSError:
+                    time.sleep(0.1)
+                    continue
             try:
                 self.execute("SELECT 1")
                 return
