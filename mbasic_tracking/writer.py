@@ -17,17 +17,21 @@ and a later writer on the same folder replays it.
 
 The writer never dies on an error. Anything unexpected is logged with its
 traceback and handled like a transient failure.
+
+Backoff is a few lines here rather than a retry library: the ones we tried
+install process-wide hooks (a warning per retry, metrics in the application's
+default registry), which a library embedded in someone else's app must not do.
+The first failure of an outage is logged once; recovery once more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
-
-import stamina
 
 from .events import Event, format_event_id
 from .queue import EventQueue
@@ -329,21 +333,19 @@ class Writer:
 
     async def _write_retrying(self, batch: Sequence[Event]) -> None:
         started = time.monotonic()
-        retrying = stamina.retry_context(
-            on=TransientError,
-            attempts=None,
-            timeout=None,
-            wait_initial=self._retry_initial_wait,
-            wait_max=self._retry_max_wait,
-            wait_jitter=min(1.0, self._retry_max_wait),
-        )
+        failures = 0
 
-        async for attempt in retrying:
-            with attempt:
-                if attempt.num > 1:
-                    self.retries += 1
+        while True:
+            try:
                 await self._attempt(batch)
+                break
+            except TransientError:
+                failures += 1
+                self.retries += 1
+                await asyncio.sleep(self._backoff(failures))
 
+        if failures and self.database_ok is False:
+            logger.info("%s answers again after %d retries", self._sink.name, failures)
         self.batches += 1
         self.last_flush_at = time.time()
         self.database_ok = True
@@ -351,6 +353,15 @@ class Writer:
         logger.debug("wrote %d events in %.3f s", len(batch), self.flush_seconds)
         if self.on_batch is not None:
             self.on_batch(len(batch), self.flush_seconds)
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds before retry number ``failures``: doubling from the initial
+        wait up to the cap, the upper half of it randomized so that replicas
+        recovering from the same outage do not retry in step."""
+        ceiling = min(
+            self._retry_max_wait, self._retry_initial_wait * 2.0 ** min(failures - 1, 32)
+        )
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     async def _attempt(self, batch: Sequence[Event]) -> None:
         try:
