@@ -21,6 +21,8 @@ from .config import ConfigError, MySQLSettings, TrackingConfig
 
 __all__ = ["app", "main"]
 
+logger = logging.getLogger(__name__)
+
 _T = TypeVar("_T")
 
 app = typer.Typer(
@@ -65,6 +67,13 @@ def mysql_settings(database_url: str | None) -> MySQLSettings:
         typer.echo("error: --database-url: this command needs a mysql:// URL", err=True)
         raise typer.Exit(2)
 
+    if config.mysql.disable_ssl:
+        logger.warning(
+            "TLS to %s is disabled by configuration: credentials and data cross "
+            "the network in clear text",
+            config.mysql.redacted_url(),
+        )
+
     return config.mysql
 
 
@@ -83,8 +92,6 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 
 
 # -- rollup, purge, report, accounts ---------------------------------------------
-
-logger = logging.getLogger(__name__)
 
 
 class ReportFormat(StrEnum):
@@ -115,7 +122,7 @@ def rollup(
     """Close stale sessions, then recompute daily_usage_summary per UTC day."""
     from .rollup import rollup as run_rollup
 
-    settings = _job_settings(database_url)
+    settings = mysql_settings(database_url)
     progress = _DayProgress()
     try:
         result = _run(
@@ -163,7 +170,7 @@ def purge(
     from .retention import NotRolledUpError
     from .retention import purge as run_purge
 
-    settings = _job_settings(database_url)
+    settings = mysql_settings(database_url)
     progress = _RowProgress()
     try:
         result = _run(
@@ -204,7 +211,7 @@ def report(
 
     from .report import load_report, render_csv, render_json, render_table
 
-    settings = _job_settings(database_url)
+    settings = mysql_settings(database_url)
     loaded = _run(load_report(settings, days=days, sessions=sessions))
 
     if output is ReportFormat.csv:
@@ -280,23 +287,12 @@ def accounts(
         typer.echo(render_sql(made, name), nl=False)
         return
 
-    settings = _job_settings(database_url)
+    settings = mysql_settings(database_url)
     _run(apply_accounts(settings, made, database=database))
 
     for account in made:
         secret = f" password={account.password}" if show_passwords else ""
         typer.echo(f"{account.role}: '{account.user}'@'{account.host}'{secret}")
-
-
-def _job_settings(database_url: str | None) -> MySQLSettings:
-    settings = mysql_settings(database_url)
-    if settings.disable_ssl:
-        logger.warning(
-            "TLS to %s is disabled by configuration: credentials and data cross "
-            "the network in clear text",
-            settings.redacted_url(),
-        )
-    return settings
 
 
 def _run(work: Coroutine[Any, Any, _T]) -> _T:

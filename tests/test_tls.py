@@ -217,11 +217,6 @@ def test_migrate_tracker_and_rollup_work_over_tls(tls_server: TlsServer) -> None
     ) == [(1, 9)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiomysql goes on in clear text when the server offers no TLS; "
-    "sinks/mysql.connect must refuse that when TLS is asked for",
-)
 async def test_a_server_without_tls_is_refused_when_tls_is_required(
     mysql_server: MySQLSettings, tls_server: TlsServer
 ) -> None:
@@ -229,4 +224,6 @@ async def test_a_server_without_tls_is_refused_when_tls_is_required(
     must be refused rather than used in clear text."""
     settings = dataclasses.replace(mysql_server, ssl_ca=str(tls_server.files.ca))
 
-    assert await refusal(settings)
+    assert "TLS is required, and the server does not offer it" in await refusal(
+        settings
+    )
