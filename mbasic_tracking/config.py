@@ -91,7 +91,7 @@ class TrackingConfig:
     sqlite_path: str | None = None
 
     queue_size: int = 50_000
-    batch_size: int = 500
+    batch_size: int = 5_000
     flush_interval: float = 0.5
 
     ip_mode: IpMode = "truncate"
@@ -274,12 +274,6 @@ def _validate(config: TrackingConfig) -> None:
             raise ConfigError(
                 f"{name}: {value!r} is out of range; allowed {low}..{high}"
             )
-
-    if config.batch_size > config.queue_size:
-        raise ConfigError(
-            f"batch_size: {config.batch_size} is larger than queue_size "
-            f"{config.queue_size}; it must not be"
-        )
 
     if config.retry_initial_wait > config.retry_max_wait:
         raise ConfigError("retry_initial_wait: must not exceed retry_max_wait")

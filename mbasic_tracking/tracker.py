@@ -19,6 +19,7 @@ import importlib.util
 import itertools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ _INT_MAX: Final = ev.INT_MAX
 _LINES_MAX: Final = ev.LINES_MAX
 _new = tuple.__new__
 _running_loop = asyncio._get_running_loop
+_thread_id = threading.get_ident
 
 
 class UsageTracker:
@@ -59,11 +61,14 @@ class UsageTracker:
 
         secret = config.ip_hash_secret.encode() if config.ip_hash_secret else None
         self._ip = make_ip_filter(config.ip_mode, secret)
-        self._queue = EventQueue(config.queue_size, config.batch_size)
+        # A batch never holds more than the queue can.
+        self._batch_size = min(config.batch_size, config.queue_size)
+        self._queue = EventQueue(config.queue_size, self._batch_size)
         self._sink = sink
         self._writer: Writer | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._closed = False
 
         # Event ids: 64 random bits per tracker, then a sequence number. Unique
@@ -425,11 +430,10 @@ class UsageTracker:
         return sid
 
     def _put(self, event: ev.Event) -> None:
-        loop = self._loop
-        running = _running_loop()
-        if loop is None and running is not None and not self._closed:
-            self._ensure_started(running)
-            loop = running
+        if self._loop is None and not self._closed:
+            running = _running_loop()
+            if running is not None:
+                self._ensure_started(running)
 
         if self._closed and not self.running:
             self._drop()
@@ -439,7 +443,9 @@ class UsageTracker:
             self._drop()
             return
 
-        if running is not None and running is loop:
+        # The thread's id, not asyncio's running loop: in Python 3.11 finding
+        # the running loop costs a getpid() system call.
+        if _thread_id() == self._loop_thread:
             self._enqueued_on_loop += 1
         else:
             self._enqueued_elsewhere.add()
@@ -452,12 +458,13 @@ class UsageTracker:
             self._sink = _make_sink(self.config)
 
         self._loop = loop
+        self._loop_thread = _thread_id()
         self._queue.bind(loop)
         if self._writer is None:
             self._writer = Writer(
                 self._queue,
                 self._sink,
-                batch_size=self.config.batch_size,
+                batch_size=self._batch_size,
                 flush_interval=self.config.flush_interval,
                 retry_initial_wait=self.config.retry_initial_wait,
                 retry_max_wait=self.config.retry_max_wait,

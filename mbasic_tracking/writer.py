@@ -359,7 +359,8 @@ class Writer:
         wait up to the cap, the upper half of it randomized so that replicas
         recovering from the same outage do not retry in step."""
         ceiling = min(
-            self._retry_max_wait, self._retry_initial_wait * 2.0 ** min(failures - 1, 32)
+            self._retry_max_wait,
+            self._retry_initial_wait * 2.0 ** min(failures - 1, 32),
         )
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 

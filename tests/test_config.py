@@ -69,7 +69,6 @@ def test_our_optional_keys_are_read() -> None:
         ({"queue_size": 0}, "queue_size", "1..10000000"),
         ({"queue_size": "lots"}, "queue_size", "whole number"),
         ({"batch_size": 20_000}, "batch_size", "1..10000"),
-        ({"queue_size": 10, "batch_size": 50}, "batch_size", "queue_size"),
         ({"flush_interval": -1}, "flush_interval", "0.001..60.0"),
         ({"ip_mode": "full"}, "ip_mode", "truncate, hash, raw, none"),
         ({"ip_mode": "hash"}, "ip_hash_secret", "16 characters"),

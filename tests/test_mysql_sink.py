@@ -17,7 +17,7 @@ from mbasic_tracking.events import (
     SessionEnd,
     SessionStart,
 )
-from mbasic_tracking.sinks.mysql import MySQLSink
+from mbasic_tracking.sinks.mysql import _PROGRAMS_SQL, MySQLSink, _row_renderer
 from mbasic_tracking.sinks.rows import plan_rows
 from tests.conftest import query, scalar
 
@@ -53,6 +53,27 @@ async def test_a_repeated_batch_changes_nothing(database: MySQLSettings) -> None
     ) == [(2, 42, 90, _dt("00:00:00"), _dt("00:01:30"))]
     assert scalar(database, "SELECT COUNT(*) FROM program_executions") == 2
     assert scalar(database, "SELECT COUNT(*) FROM feature_usage") == 1
+
+
+async def test_a_batch_overlapping_a_written_one_counts_each_run_once(
+    database: MySQLSettings,
+) -> None:
+    """A batch holding runs already written and new ones (a replay of another
+    grouping) adds only the new runs to the counters."""
+    sink = MySQLSink(database)
+    first: list[Event] = [run(1, T0, lines=1), run(2, T0 + 1, lines=2)]
+    overlapping: list[Event] = [*first, run(3, T0 + 2, lines=4), run(4, T0 + 3, "t", 8)]
+
+    await sink.write(first)
+    await sink.write(overlapping)
+    await sink.close()
+
+    assert query(
+        database,
+        "SELECT session_id, programs_run, lines_executed FROM ide_sessions"
+        " ORDER BY session_id",
+    ) == [("s", 3, 7), ("t", 1, 8)]
+    assert scalar(database, "SELECT COUNT(*) FROM program_executions") == 4
 
 
 async def test_a_run_for_an_unseen_session_is_kept(database: MySQLSettings) -> None:
@@ -96,7 +117,9 @@ async def test_small_statements_split_a_batch(database: MySQLSettings) -> None:
 
     connection = await sink._connect()
     sink._statement_budget = 2_000  # characters; connecting sets it from the server
-    statements = [sql async for sql in sink._statements(plan_rows(batch), connection)]
+    programs = plan_rows(batch).programs
+    row_text = _row_renderer(connection.escape_string)
+    statements = [sql async for sql in sink._render(_PROGRAMS_SQL, programs, row_text)]
     await sink.write(batch)
     await sink.close()
 

@@ -2,11 +2,13 @@
 
 One connection, owned by the writer task. A batch is one transaction:
 
-1. one multi-row upsert of ``ide_sessions`` (every session the batch touches),
-2. multi-row inserts into ``program_executions``, ``feature_usage`` and
-   ``page_visits``, each row keyed by its event id, a repeated id a no-op,
-3. one statement that recomputes ``programs_run`` and ``lines_executed`` from
-   ``program_executions`` for the sessions that ran programs.
+1. multi-row inserts into ``program_executions``, ``feature_usage`` and
+   ``page_visits``, each row keyed by its event id, a repeated id a no-op;
+2. one multi-row upsert of ``ide_sessions`` for every session the batch
+   touches, adding the batch's runs and lines to the session counters when
+   every run of the batch was new;
+3. only when some were not (the batch is a repeat): one statement that
+   recounts the touched sessions' counters from ``program_executions``.
 
 Statements are rendered here rather than by ``executemany``: aiomysql escapes a
 whole statement without yielding, which would hold the event loop (shared with
@@ -18,18 +20,20 @@ every ``rows_per_yield`` rows and cuts statements well below the server's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Final, TypeVar
 
 import aiomysql
 import pymysql
+from pymysql.constants import CLIENT
 
 from ..config import MySQLSettings, resolve_ca
 from ..events import Event
 from . import RejectedError, TransientError
-from .rows import BatchRows, plan_rows
+from .rows import ProgramRow, RowPlanner
 
 __all__ = ["MySQLSink", "classify_error", "connect"]
 
@@ -55,9 +59,14 @@ _REJECTED_CODES: Final = frozenset(
     }
 )
 
+_Row = TypeVar("_Row", bound=tuple[object, ...])
+
+_PLAN_SLICE: Final = 500  # events planned between two yields to the loop
+
 _SESSIONS_SQL: Final = (
     "INSERT INTO ide_sessions (session_id, start_time, last_activity, end_time,"
-    " duration_seconds, user_agent, ip_address) VALUES {rows}"
+    " duration_seconds, user_agent, ip_address, programs_run, lines_executed)"
+    " VALUES {rows}"
     " ON DUPLICATE KEY UPDATE"
     " start_time = LEAST(start_time, VALUES(start_time)),"
     " last_activity = GREATEST(last_activity, VALUES(last_activity)),"
@@ -66,7 +75,10 @@ _SESSIONS_SQL: Final = (
     " duration_seconds = IF(end_time IS NULL, NULL,"
     " GREATEST(0, TIMESTAMPDIFF(SECOND, start_time, end_time))),"
     " user_agent = COALESCE(user_agent, VALUES(user_agent)),"
-    " ip_address = COALESCE(ip_address, VALUES(ip_address))"
+    " ip_address = COALESCE(ip_address, VALUES(ip_address)),"
+    " programs_run = programs_run + VALUES(programs_run),"
+    " lines_executed = LEAST(lines_executed + VALUES(lines_executed),"
+    " 9223372036854775807)"
 )
 _PROGRAMS_SQL: Final = (
     "INSERT INTO program_executions (event_id, session_id, timestamp, program_lines,"
@@ -105,6 +117,22 @@ class _QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
         return None
 
 
+class _Connection(aiomysql.Connection):  # type: ignore[misc]
+    """A connection that refuses to go on in clear when TLS is required.
+
+    aiomysql starts TLS only if the server offers it, and otherwise carries on
+    unencrypted, sending the password in clear. Here a server that offers no TLS
+    is refused before any credential leaves the client.
+    """
+
+    async def _request_authentication(self) -> None:
+        if self._ssl_context is not None and not self.server_capabilities & CLIENT.SSL:
+            raise pymysql.err.OperationalError(
+                2026, "TLS is required, and the server does not offer it"
+            )
+        await super()._request_authentication()
+
+
 def classify_error(error: BaseException) -> TransientError | RejectedError:
     """The sink error for a driver or network error; its text names no secret."""
     if isinstance(error, pymysql.err.MySQLError) and error.args:
@@ -136,10 +164,11 @@ def make_ssl_context(settings: MySQLSettings) -> ssl.SSLContext | None:
 async def connect(
     settings: MySQLSettings, *, connect_timeout: float, autocommit: bool = False
 ) -> aiomysql.Connection:
-    """Open one connection in UTC with utf8mb4; TLS as ``settings`` say."""
-    if settings.disable_ssl and (settings.ssl_ca or not settings.uses_tls):
-        logger.debug("TLS disabled for %s", settings.redacted_url())
+    """Open one connection in UTC with utf8mb4; TLS as ``settings`` say.
 
+    With TLS, the server's certificate and name are verified, and a server that
+    does not offer TLS is refused (error 2026) before the password is sent.
+    """
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -158,8 +187,15 @@ async def connect(
     if context is not None:
         options["ssl"] = context
 
-    async with asyncio.timeout(connect_timeout * 2):
-        return await aiomysql.connect(**options)
+    connection = _Connection(**options)
+    try:
+        async with asyncio.timeout(connect_timeout * 2):
+            await connection._connect()
+    except BaseException:
+        connection.close()
+        raise
+
+    return connection
 
 
 class MySQLSink:
@@ -198,14 +234,11 @@ class MySQLSink:
 
     async def write(self, batch: Sequence[Event]) -> None:
         """Write ``batch`` in one transaction; see the module docstring."""
-        rows = plan_rows(batch)
-
         try:
             connection = await self._connect()
             async with asyncio.timeout(self._statement_timeout):
                 async with connection.cursor() as cursor:
-                    async for statement in self._statements(rows, connection):
-                        await cursor.execute(statement)
+                    await self._write_rows(cursor, batch, connection.escape_string)
                 await connection.commit()
         except asyncio.CancelledError:
             self._discard()
@@ -278,41 +311,73 @@ class MySQLSink:
         except Exception:
             self._discard()
 
-    async def _statements(
-        self, rows: BatchRows, connection: aiomysql.Connection
-    ) -> AsyncIterator[str]:
-        literal = _literal_renderer(connection.escape_string)
+    async def _write_rows(
+        self, cursor: Any, batch: Sequence[Event], escape_string: Callable[[str], str]
+    ) -> None:
+        """The batch's statements on ``cursor``, inside the caller's transaction.
 
-        if rows.sessions:
-            values = [session.values() for session in rows.sessions]
-            async for sql in self._render(_SESSIONS_SQL, values, literal):
-                yield sql
+        The batch is planned a slice at a time, and each slice's event rows are
+        sent while the next slice is planned and rendered: the server inserts
+        while Python prepares, and the loop is never held for long.
 
-        for template, table_rows in (
-            (_PROGRAMS_SQL, rows.programs),
-            (_FEATURES_SQL, rows.features),
-            (_VISITS_SQL, rows.visits),
-        ):
-            if table_rows:
-                async for sql in self._render(template, table_rows, literal):
-                    yield sql
+        The affected-row count of the program inserts says whether every run
+        was new (a repeated event id affects no row): then the sessions upsert
+        adds the batch's own counts to the counters. Otherwise (a batch repeated
+        after an unknown COMMIT outcome, or replayed from the spool) it adds
+        nothing and the touched sessions are recounted from
+        ``program_executions``, which is always right and costs more.
+        """
+        row_text = _row_renderer(escape_string)
+        program_text = _program_row_renderer(escape_string)
+        planner = RowPlanner()
+        rows = planner.rows
+        sent = {"programs": 0, "features": 0, "visits": 0}
 
-        if rows.counted_sessions:
-            ids = ", ".join(literal(sid) for sid in rows.counted_sessions)
-            yield _COUNTERS_SQL.format(ids=ids)
+        async with _OneInFlight(cursor) as pipe:
+            for start in range(0, len(batch), _PLAN_SLICE):
+                planner.add(batch[start : start + _PLAN_SLICE])
+                programs = rows.programs[sent["programs"] :]
+                features = rows.features[sent["features"] :]
+                visits = rows.visits[sent["visits"] :]
+                sent["programs"] += len(programs)
+                sent["features"] += len(features)
+                sent["visits"] += len(visits)
+
+                async for sql in self._render(_PROGRAMS_SQL, programs, program_text):
+                    await pipe.send(sql, counts_runs=True)
+                async for sql in self._render(_FEATURES_SQL, features, row_text):
+                    await pipe.send(sql)
+                async for sql in self._render(_VISITS_SQL, visits, row_text):
+                    await pipe.send(sql)
+                await asyncio.sleep(0)  # a large batch must not hold the loop
+
+            new_runs = await pipe.drain()
+
+        rows = planner.finish()
+        counted = new_runs == len(rows.programs)
+        sessions = (  # a generator: _render yields to the loop as it goes
+            (*session.values(), *((session.runs, session.lines) if counted else (0, 0)))
+            for session in rows.sessions
+        )
+        async for sql in self._render(_SESSIONS_SQL, sessions, row_text):
+            await cursor.execute(sql)
+
+        if not counted and rows.counted_sessions:
+            ids = ", ".join(row_text((sid,))[1:-1] for sid in rows.counted_sessions)
+            await cursor.execute(_COUNTERS_SQL.format(ids=ids))
 
     async def _render(
         self,
         template: str,
-        rows: Sequence[tuple[object, ...]],
-        literal: Callable[[object], str],
+        rows: Iterable[_Row],
+        row_text: Callable[[_Row], str],
     ) -> AsyncIterator[str]:
         budget = self._statement_budget - len(template)
         rendered: list[str] = []
         size = 0
 
         for index, row in enumerate(rows, 1):
-            text = "(" + ", ".join([literal(value) for value in row]) + ")"
+            text = row_text(row)
             if rendered and size + len(text) > budget:
                 yield template.format(rows=", ".join(rendered))
                 rendered, size = [], 0
@@ -323,6 +388,49 @@ class MySQLSink:
 
         if rendered:
             yield template.format(rows=", ".join(rendered))
+
+
+class _OneInFlight:
+    """Statements on one cursor, each sent before the caller prepares the next.
+
+    At most one statement is in flight: ``send`` waits for the previous one,
+    starts the new one and lets it reach the server, then returns, so the
+    caller's next rendering overlaps the server's work. ``drain`` waits for the
+    last and returns the rows affected by the statements sent with
+    ``counts_runs``. Leaving the block early cancels what is in flight (which
+    closes the connection; the sink discards it anyway).
+    """
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        self._task: asyncio.Task[int] | None = None
+        self._counts = False
+        self._affected = 0
+
+    async def __aenter__(self) -> _OneInFlight:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def send(self, sql: str, *, counts_runs: bool = False) -> None:
+        await self.drain()
+        self._counts = counts_runs
+        self._task = asyncio.ensure_future(self._cursor.execute(sql))
+        await asyncio.sleep(0)  # the statement leaves now; rendering goes on
+
+    async def drain(self) -> int:
+        task, self._task = self._task, None
+        if task is not None:
+            affected = await task
+            if self._counts:
+                self._affected += affected
+
+        return self._affected
 
 
 def _literal_renderer(escape_string: Callable[[str], str]) -> Callable[[object], str]:
@@ -346,3 +454,79 @@ def _literal_renderer(escape_string: Callable[[str], str]) -> Callable[[object],
         raise TypeError(f"no SQL literal for {type(value).__name__}")
 
     return literal
+
+
+def _row_renderer(
+    escape_string: Callable[[str], str],
+) -> Callable[[tuple[object, ...]], str]:
+    """``(literal, literal, ...)`` for one row; the same text as ``_literal_renderer``.
+
+    Rendering runs on the event loop, so it is tuned: the renderer for a value
+    is looked up by its exact type, and a string is escaped once per renderer
+    (one per batch), since session ids and feature names repeat row after row.
+    Values of other types (subclasses) take ``_literal_renderer``'s path.
+    """
+    slow = _literal_renderer(escape_string)
+    quoted: dict[str, str] = {}
+
+    def text(value: str) -> str:
+        rendered = quoted.get(value)
+        if rendered is None:
+            rendered = quoted[value] = "'" + escape_string(value) + "'"
+        return rendered
+
+    by_type: dict[type, Callable[[Any], str]] = {
+        type(None): _null_literal,
+        bool: _bool_literal,
+        str: text,
+        int: int.__repr__,
+        bytes: _bytes_literal,
+        float: float.__repr__,
+    }
+    render_of = by_type.get
+
+    def row_text(row: tuple[object, ...]) -> str:
+        return "(" + ", ".join([(render_of(type(v)) or slow)(v) for v in row]) + ")"
+
+    return row_text
+
+
+def _program_row_renderer(
+    escape_string: Callable[[str], str],
+) -> Callable[[ProgramRow], str]:
+    """``_row_renderer`` specialized to ``program_executions``, the busiest table:
+    its columns' types are known, so no value is looked up by type, and the
+    timestamp (digits and separators, made by ``format_time``) needs no escaping.
+    """
+    quoted: dict[str, str] = {}
+
+    def quote(value: str) -> str:
+        rendered = quoted.get(value)
+        if rendered is None:
+            rendered = quoted[value] = "'" + escape_string(value) + "'"
+        return rendered
+
+    def render(row: ProgramRow) -> str:
+        key, sid, at, lines, millis, executed, success, error = row
+        return (
+            f"(X'{key.hex()}', {quote(sid)}, '{at}', "
+            f"{'NULL' if lines is None else lines}, "
+            f"{'NULL' if millis is None else millis}, "
+            f"{'NULL' if executed is None else executed}, "
+            f"{'NULL' if success is None else int(success)}, "
+            f"{'NULL' if error is None else quote(error)})"
+        )
+
+    return render
+
+
+def _null_literal(value: None) -> str:
+    return "NULL"
+
+
+def _bool_literal(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _bytes_literal(value: bytes) -> str:
+    return "X'" + value.hex() + "'"

@@ -9,15 +9,18 @@ Shared by the SQL sinks, so that MySQL and SQLite agree on what a batch means:
   the earliest, activity and end the latest, user agent and address the first
   known.
 - ``programs``, ``features``, ``visits``: one row per event, keyed by event id.
-- ``counted_sessions``: sessions whose ``programs_run`` and ``lines_executed``
-  must be recomputed from ``program_executions``. Recomputing, rather than
-  adding, is what makes a repeated batch harmless.
+- ``counted_sessions``: sessions that ran programs in this batch. Each
+  SessionRow carries the batch's own ``runs`` and ``lines`` for its session:
+  a sink adds them to the counters only when every program row of the batch
+  was new, and otherwise recomputes those sessions' counters from
+  ``program_executions``. Either way a repeated batch counts nothing twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from ..events import (
     Event,
@@ -26,11 +29,17 @@ from ..events import (
     ProgramRun,
     SessionEnd,
     SessionStart,
-    event_id_bytes,
     format_time,
 )
 
-__all__ = ["BatchRows", "SessionRow", "plan_rows"]
+__all__ = ["BatchRows", "ProgramRow", "RowPlanner", "SessionRow", "plan_rows"]
+
+
+#: (event_id, session_id, timestamp, program_lines, execution_time_ms,
+#: lines_executed, success, error_message), as ``program_executions`` stores them.
+ProgramRow: TypeAlias = tuple[
+    bytes, str, str, int | None, int | None, int | None, bool | None, str | None
+]
 
 
 @dataclass(slots=True)
@@ -43,6 +52,8 @@ class SessionRow:
     end: float | None = None
     user_agent: str | None = None
     ip_address: str | None = None
+    runs: int = 0
+    lines: int = 0
 
     def values(self) -> tuple[object, ...]:
         """(session_id, start_time, last_activity, end_time, duration_seconds,
@@ -64,74 +75,97 @@ class BatchRows:
     """Rows per table for one batch, in the order they must be written."""
 
     sessions: list[SessionRow] = field(default_factory=list)
-    programs: list[tuple[object, ...]] = field(default_factory=list)
+    programs: list[ProgramRow] = field(default_factory=list)
     features: list[tuple[object, ...]] = field(default_factory=list)
     visits: list[tuple[object, ...]] = field(default_factory=list)
     counted_sessions: list[str] = field(default_factory=list)
 
 
+class RowPlanner:
+    """Builds the BatchRows of a batch a slice at a time.
+
+    A sink that shares the event loop with an application plans a large batch
+    in slices and yields to the loop between them; ``plan_rows`` does it in one
+    go. The result is the same either way.
+    """
+
+    __slots__ = ("_counted", "_rows", "_sessions")
+
+    def __init__(self) -> None:
+        self._rows = BatchRows()
+        self._sessions: dict[str, SessionRow] = {}
+        self._counted: dict[str, None] = {}
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Fold ``events`` (the next slice of the batch, in order) into the rows."""
+        sessions = self._sessions
+        programs = self._rows.programs.append
+        features = self._rows.features.append
+
+        for event in events:
+            kind = type(event)
+            at = event.at
+
+            if kind is PageVisit:
+                self._rows.visits.append(
+                    (event.event_id.to_bytes(16, "big"), format_time(at), *event[2:])
+                )
+                continue
+
+            sid: str = event.session_id  # type: ignore[assignment]  # not a visit
+            session = sessions.get(sid)
+            if session is None:
+                session = sessions[sid] = SessionRow(sid, at, at)
+            elif at < session.start:
+                session.start = at
+            elif at > session.last_activity:
+                session.last_activity = at
+
+            if kind is ProgramRun:
+                self._counted[sid] = None
+                session.runs += 1
+                session.lines += event.lines_executed or 0  # type: ignore[union-attr]
+                programs(
+                    (
+                        event.event_id.to_bytes(16, "big"),
+                        sid,
+                        format_time(at),
+                        *event[3:],
+                    )
+                )
+            elif kind is FeatureUse:
+                features(
+                    (
+                        event.event_id.to_bytes(16, "big"),
+                        sid,
+                        format_time(at),
+                        *event[3:],
+                    )
+                )
+            elif isinstance(event, SessionStart):
+                session.user_agent = session.user_agent or event.user_agent
+                session.ip_address = session.ip_address or event.ip_address
+            elif isinstance(event, SessionEnd):
+                session.end = at if session.end is None else max(session.end, at)
+
+    @property
+    def rows(self) -> BatchRows:
+        """The rows so far: event rows grow with each ``add``; the session rows
+        and counted sessions are filled in by ``finish``."""
+        return self._rows
+
+    def finish(self) -> BatchRows:
+        """The rows of everything added."""
+        rows = self._rows
+        rows.sessions = list(self._sessions.values())
+        rows.counted_sessions = list(self._counted)
+
+        return rows
+
+
 def plan_rows(batch: Sequence[Event]) -> BatchRows:
     """Split ``batch`` into rows per table; pure, no I/O."""
-    rows = BatchRows()
-    sessions: dict[str, SessionRow] = {}
-    counted: dict[str, None] = {}
+    planner = RowPlanner()
+    planner.add(batch)
 
-    for event in batch:
-        if isinstance(event, PageVisit):
-            rows.visits.append(
-                (
-                    event_id_bytes(event.event_id),
-                    format_time(event.at),
-                    event.page_path,
-                    event.referrer,
-                    event.user_agent,
-                    event.ip_address,
-                    event.session_id,
-                )
-            )
-            continue
-
-        sid = event.session_id
-        session = sessions.get(sid)
-        if session is None:
-            session = sessions[sid] = SessionRow(sid, event.at, event.at)
-        else:
-            session.start = min(session.start, event.at)
-            session.last_activity = max(session.last_activity, event.at)
-
-        if isinstance(event, SessionStart):
-            session.user_agent = session.user_agent or event.user_agent
-            session.ip_address = session.ip_address or event.ip_address
-        elif isinstance(event, SessionEnd):
-            session.end = (
-                event.at if session.end is None else max(session.end, event.at)
-            )
-        elif isinstance(event, ProgramRun):
-            counted[sid] = None
-            rows.programs.append(
-                (
-                    event_id_bytes(event.event_id),
-                    sid,
-                    format_time(event.at),
-                    event.program_lines,
-                    event.execution_time_ms,
-                    event.lines_executed,
-                    event.success,
-                    event.error_message,
-                )
-            )
-        elif isinstance(event, FeatureUse):
-            rows.features.append(
-                (
-                    event_id_bytes(event.event_id),
-                    sid,
-                    format_time(event.at),
-                    event.feature_name,
-                    event.feature_data,
-                )
-            )
-
-    rows.sessions = list(sessions.values())
-    rows.counted_sessions = list(counted)
-
-    return rows
+    return planner.finish()
