@@ -6,8 +6,7 @@ width in characters with NUL and lone surrogates replaced, numbers are clamped t
 their column's range, and values of the wrong type are converted or become NULL.
 Everything downstream (the writer, the sinks, the spool) trusts these records.
 
-Events are ``NamedTuple`` records built with ``tuple.__new__`` on the hot path:
-about half the cost of calling the class, and no per-instance ``__dict__``.
+Events are plain tuples tagged with their kind; see ``Event`` below for why.
 """
 
 from __future__ import annotations
@@ -17,18 +16,26 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, TypeAlias
 
 __all__ = [
+    "FEATURE_USE",
+    "FIELDS",
+    "PAGE_VISIT",
+    "PROGRAM_RUN",
+    "SESSION_ACTIVITY",
+    "SESSION_END",
+    "SESSION_START",
     "Event",
-    "FeatureUse",
-    "PageVisit",
-    "ProgramRun",
-    "SessionActivity",
-    "SessionEnd",
-    "SessionStart",
+    "feature_use",
     "format_event_id",
     "format_time",
+    "page_visit",
+    "program_run",
+    "session_activity",
+    "session_end",
+    "session_of",
+    "session_start",
 ]
 
 # Column widths, in characters, as declared in schema/*/0001_core.sql.
@@ -51,79 +58,137 @@ _REPLACEMENT: Final = "\ufffd"
 _UNSAFE_CHARS: Final = re.compile("[\x00\ud800-\udfff]")
 
 
-class SessionStart(NamedTuple):
+# An event is a plain tuple: its kind, its id, its UTC epoch time, then the
+# fields of its kind, in the order FIELDS gives. Plain tuples rather than
+# NamedTuples or slotted classes: the garbage collector stops tracking a plain
+# tuple of strings and numbers at its first pass, so events waiting in a long
+# queue add nothing to the application's full collections (instances of tuple
+# subclasses stay tracked, and tens of thousands of them made the collector
+# pause the event loop for tens of milliseconds).
+Event: TypeAlias = tuple[Any, ...]
+
+SESSION_START: Final = "S"
+SESSION_ACTIVITY: Final = "A"
+SESSION_END: Final = "E"
+PROGRAM_RUN: Final = "P"
+FEATURE_USE: Final = "F"
+PAGE_VISIT: Final = "V"
+
+#: The names of each kind's fields, after the kind itself.
+FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    SESSION_START: ("event_id", "at", "session_id", "user_agent", "ip_address"),
+    SESSION_ACTIVITY: ("event_id", "at", "session_id"),
+    SESSION_END: ("event_id", "at", "session_id"),
+    PROGRAM_RUN: (
+        "event_id",
+        "at",
+        "session_id",
+        "program_lines",
+        "execution_time_ms",
+        "lines_executed",
+        "success",
+        "error_message",
+    ),
+    FEATURE_USE: ("event_id", "at", "session_id", "feature_name", "feature_data"),
+    PAGE_VISIT: (
+        "event_id",
+        "at",
+        "page_path",
+        "referrer",
+        "user_agent",
+        "ip_address",
+        "session_id",
+    ),
+}
+KIND_NAMES: Final = {
+    SESSION_START: "session start",
+    SESSION_ACTIVITY: "session activity",
+    SESSION_END: "session end",
+    PROGRAM_RUN: "program run",
+    FEATURE_USE: "feature use",
+    PAGE_VISIT: "page visit",
+}
+
+# Positions shared by every kind.
+KIND: Final = 0
+EVENT_ID: Final = 1
+AT: Final = 2
+
+
+def session_of(event: Event) -> str | None:
+    """The event's session id (a page visit's may be None)."""
+    session: str | None = event[7] if event[0] is PAGE_VISIT else event[3]
+    return session
+
+
+def session_start(
+    event_id: int, at: float, session_id: str, user_agent: str | None, ip: str | None
+) -> Event:
     """An IDE session began."""
-
-    event_id: int
-    at: float
-    session_id: str
-    user_agent: str | None
-    ip_address: str | None
+    return (SESSION_START, event_id, at, session_id, user_agent, ip)
 
 
-class SessionActivity(NamedTuple):
+def session_activity(event_id: int, at: float, session_id: str) -> Event:
     """A session showed activity; moves ``last_activity`` forward."""
-
-    event_id: int
-    at: float
-    session_id: str
+    return (SESSION_ACTIVITY, event_id, at, session_id)
 
 
-class SessionEnd(NamedTuple):
+def session_end(event_id: int, at: float, session_id: str) -> Event:
     """An IDE session ended; sets ``end_time`` and ``duration_seconds``."""
-
-    event_id: int
-    at: float
-    session_id: str
+    return (SESSION_END, event_id, at, session_id)
 
 
-class ProgramRun(NamedTuple):
+def program_run(
+    event_id: int,
+    at: float,
+    session_id: str,
+    program_lines: int | None,
+    execution_time_ms: int | None,
+    lines_executed: int | None,
+    success: bool | None,
+    error_message: str | None,
+) -> Event:
     """A program ran in a session."""
-
-    event_id: int
-    at: float
-    session_id: str
-    program_lines: int | None
-    execution_time_ms: int | None
-    lines_executed: int | None
-    success: bool | None
-    error_message: str | None
-
-
-class FeatureUse(NamedTuple):
-    """An IDE feature was used; ``feature_data`` is JSON text or None."""
-
-    event_id: int
-    at: float
-    session_id: str
-    feature_name: str
-    feature_data: str | None
+    return (
+        PROGRAM_RUN,
+        event_id,
+        at,
+        session_id,
+        program_lines,
+        execution_time_ms,
+        lines_executed,
+        success,
+        error_message,
+    )
 
 
-class PageVisit(NamedTuple):
+def feature_use(
+    event_id: int, at: float, session_id: str, name: str, data: str | None
+) -> Event:
+    """An IDE feature was used; ``data`` is JSON text or None."""
+    return (FEATURE_USE, event_id, at, session_id, name, data)
+
+
+def page_visit(
+    event_id: int,
+    at: float,
+    page_path: str,
+    referrer: str | None,
+    user_agent: str | None,
+    ip_address: str | None,
+    session_id: str | None,
+) -> Event:
     """A page was visited; the session is optional."""
-
-    event_id: int
-    at: float
-    page_path: str
-    referrer: str | None
-    user_agent: str | None
-    ip_address: str | None
-    session_id: str | None
-
-
-Event: TypeAlias = (
-    SessionStart | SessionActivity | SessionEnd | ProgramRun | FeatureUse | PageVisit
-)
-
-#: Event types that carry a session and so touch ``ide_sessions``.
-SESSION_EVENTS: Final = (
-    SessionStart,
-    SessionActivity,
-    SessionEnd,
-    ProgramRun,
-    FeatureUse,
-)
+    return (
+        PAGE_VISIT,
+        event_id,
+        at,
+        page_path,
+        referrer,
+        user_agent,
+        ip_address,
+        session_id,
+    )
 
 
 def format_event_id(event_id: int) -> str:

@@ -45,15 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .events import (
-    Event,
-    FeatureUse,
-    PageVisit,
-    ProgramRun,
-    SessionActivity,
-    SessionEnd,
-    SessionStart,
-)
+from .events import FIELDS, Event
 
 __all__ = ["Spool", "SpoolBatch", "SpoolError"]
 
@@ -66,40 +58,34 @@ _MAX_PAYLOAD: Final = 1 << 20
 _SUFFIX: Final = ".spool"
 _SEGMENT_BYTES: Final = 4 * 1024 * 1024
 
-# Payload version 1: the tag and field names of each event type. Frozen: a new
-# field in events.py needs a default, or a new payload version here.
-_V1_FIELDS: Final[dict[str, tuple[type[Any], tuple[str, ...]]]] = {
-    "S": (SessionStart, ("event_id", "at", "session_id", "user_agent", "ip_address")),
-    "A": (SessionActivity, ("event_id", "at", "session_id")),
-    "E": (SessionEnd, ("event_id", "at", "session_id")),
+# Payload version 1: each event kind's tag and field names. Frozen: a change
+# to an event's fields in events.py needs a new payload version here (the tags
+# happen to be the kinds' own values).
+_V1_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "S": ("event_id", "at", "session_id", "user_agent", "ip_address"),
+    "A": ("event_id", "at", "session_id"),
+    "E": ("event_id", "at", "session_id"),
     "P": (
-        ProgramRun,
-        (
-            "event_id",
-            "at",
-            "session_id",
-            "program_lines",
-            "execution_time_ms",
-            "lines_executed",
-            "success",
-            "error_message",
-        ),
+        "event_id",
+        "at",
+        "session_id",
+        "program_lines",
+        "execution_time_ms",
+        "lines_executed",
+        "success",
+        "error_message",
     ),
-    "F": (FeatureUse, ("event_id", "at", "session_id", "feature_name", "feature_data")),
+    "F": ("event_id", "at", "session_id", "feature_name", "feature_data"),
     "V": (
-        PageVisit,
-        (
-            "event_id",
-            "at",
-            "page_path",
-            "referrer",
-            "user_agent",
-            "ip_address",
-            "session_id",
-        ),
+        "event_id",
+        "at",
+        "page_path",
+        "referrer",
+        "user_agent",
+        "ip_address",
+        "session_id",
     ),
 }
-_TAGS: Final = {kind: (tag, names) for tag, (kind, names) in _V1_FIELDS.items()}
 
 
 class SpoolError(Exception):
@@ -372,9 +358,7 @@ class Spool:
 
 def encode(event: Event) -> bytes:
     """One framed record holding ``event``."""
-    tag, names = _TAGS[type(event)]
-    values = [getattr(event, name) for name in names]
-    payload = json.dumps([PAYLOAD_VERSION, tag, *values], separators=(",", ":"))
+    payload = json.dumps([PAYLOAD_VERSION, *event], separators=(",", ":"))
     body = payload.encode("ascii")
 
     return _HEADER.pack(_MAGIC, len(body), zlib.crc32(body)) + body
@@ -429,17 +413,17 @@ def decode_payload(payload: bytes) -> Event | None:
     if not isinstance(fields, list) or len(fields) < 2 or fields[0] != PAYLOAD_VERSION:
         return None
 
-    known = _V1_FIELDS.get(fields[1]) if isinstance(fields[1], str) else None
-    if known is None:
+    names = _V1_FIELDS.get(fields[1]) if isinstance(fields[1], str) else None
+    if names is None:
         return None
 
-    kind, names = known
     values = fields[2:]
     if len(values) != len(names) or not _plausible(values):
         return None
 
-    event: Event = kind(**dict(zip(names, values, strict=True)))
-    return event
+    # The kind as the interned constant of events.py: sinks compare with `is`.
+    kind = next(known for known in FIELDS if known == fields[1])
+    return (kind, *values)
 
 
 def _plausible(values: list[Any]) -> bool:

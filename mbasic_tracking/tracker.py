@@ -41,7 +41,12 @@ _DROP_WARNING_EVERY: Final = 10.0  # seconds between "queue full" warnings
 _KNOWN_SESSIONS_MAX: Final = 10_000
 _INT_MAX: Final = ev.INT_MAX
 _LINES_MAX: Final = ev.LINES_MAX
-_new = tuple.__new__
+_SESSION_START = ev.SESSION_START
+_SESSION_ACTIVITY = ev.SESSION_ACTIVITY
+_SESSION_END = ev.SESSION_END
+_PROGRAM_RUN = ev.PROGRAM_RUN
+_FEATURE_USE = ev.FEATURE_USE
+_PAGE_VISIT = ev.PAGE_VISIT
 _running_loop = asyncio._get_running_loop
 _thread_id = threading.get_ident
 
@@ -110,15 +115,13 @@ class UsageTracker:
                 self._invalid.add()
                 return
             self._put(
-                _new(
-                    ev.SessionStart,
-                    (
-                        self._id_base + next(self._sequence),
-                        time.time(),
-                        sid,
-                        ev.text(user_agent, ev.USER_AGENT_WIDTH),
-                        self._ip(ip_address),
-                    ),
+                (
+                    _SESSION_START,
+                    self._id_base + next(self._sequence),
+                    time.time(),
+                    sid,
+                    ev.text(user_agent, ev.USER_AGENT_WIDTH),
+                    self._ip(ip_address),
                 )
             )
         except Exception:
@@ -134,9 +137,11 @@ class UsageTracker:
                 self._invalid.add()
                 return
             self._put(
-                _new(
-                    ev.SessionActivity,
-                    (self._id_base + next(self._sequence), time.time(), sid),
+                (
+                    _SESSION_ACTIVITY,
+                    self._id_base + next(self._sequence),
+                    time.time(),
+                    sid,
                 )
             )
         except Exception:
@@ -153,10 +158,7 @@ class UsageTracker:
                 self._invalid.add()
                 return
             self._put(
-                _new(
-                    ev.SessionEnd,
-                    (self._id_base + next(self._sequence), time.time(), sid),
-                )
+                (_SESSION_END, self._id_base + next(self._sequence), time.time(), sid)
             )
         except Exception:
             self._internal_error()
@@ -180,30 +182,27 @@ class UsageTracker:
                 self._invalid.add()
                 return
             self._put(
-                _new(
-                    ev.ProgramRun,
-                    (
-                        self._id_base + next(self._sequence),
-                        time.time(),
-                        sid,
-                        program_lines
-                        if type(program_lines) is int and 0 <= program_lines <= _INT_MAX
-                        else ev.count(program_lines),
-                        execution_time_ms
-                        if type(execution_time_ms) is int
-                        and 0 <= execution_time_ms <= _INT_MAX
-                        else ev.count(execution_time_ms),
-                        lines_executed
-                        if type(lines_executed) is int
-                        and 0 <= lines_executed <= _LINES_MAX
-                        else ev.count(lines_executed, _LINES_MAX),
-                        success
-                        if success is True or success is False
-                        else ev.flag(success),
-                        None
-                        if error_message is None
-                        else ev.text(error_message, ev.ERROR_WIDTH),
-                    ),
+                (
+                    _PROGRAM_RUN,
+                    self._id_base + next(self._sequence),
+                    time.time(),
+                    sid,
+                    program_lines
+                    if type(program_lines) is int and 0 <= program_lines <= _INT_MAX
+                    else ev.count(program_lines),
+                    execution_time_ms
+                    if type(execution_time_ms) is int
+                    and 0 <= execution_time_ms <= _INT_MAX
+                    else ev.count(execution_time_ms),
+                    lines_executed
+                    if type(lines_executed) is int and 0 <= lines_executed <= _LINES_MAX
+                    else ev.count(lines_executed, _LINES_MAX),
+                    success
+                    if success is True or success is False
+                    else ev.flag(success),
+                    None
+                    if error_message is None
+                    else ev.text(error_message, ev.ERROR_WIDTH),
                 )
             )
         except Exception:
@@ -223,15 +222,13 @@ class UsageTracker:
                 self._invalid.add()
                 return
             self._put(
-                _new(
-                    ev.FeatureUse,
-                    (
-                        self._id_base + next(self._sequence),
-                        time.time(),
-                        sid,
-                        name,
-                        None if feature_data is None else ev.json_text(feature_data),
-                    ),
+                (
+                    _FEATURE_USE,
+                    self._id_base + next(self._sequence),
+                    time.time(),
+                    sid,
+                    name,
+                    None if feature_data is None else ev.json_text(feature_data),
                 )
             )
         except Exception:
@@ -254,17 +251,15 @@ class UsageTracker:
                 self._invalid.add()
                 return
             self._put(
-                _new(
-                    ev.PageVisit,
-                    (
-                        self._id_base + next(self._sequence),
-                        time.time(),
-                        path,
-                        ev.text(referrer, ev.REFERRER_WIDTH),
-                        ev.text(user_agent, ev.USER_AGENT_WIDTH),
-                        self._ip(ip_address),
-                        None if session_id is None else self._session_id(session_id),
-                    ),
+                (
+                    _PAGE_VISIT,
+                    self._id_base + next(self._sequence),
+                    time.time(),
+                    path,
+                    ev.text(referrer, ev.REFERRER_WIDTH),
+                    ev.text(user_agent, ev.USER_AGENT_WIDTH),
+                    self._ip(ip_address),
+                    None if session_id is None else self._session_id(session_id),
                 )
             )
         except Exception:

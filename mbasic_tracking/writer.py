@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from .events import Event, format_event_id
+from .events import EVENT_ID, KIND, KIND_NAMES, Event, format_event_id
 from .queue import EventQueue
 from .sinks import RejectedError, Sink, TransientError
 from .spool import Spool, SpoolBatch, SpoolError
@@ -398,8 +398,8 @@ class Writer:
         if self.failed <= _REFUSAL_LOG_LIMIT:
             logger.warning(
                 "the server refused event %s (%s): %s; its batch-mates were written",
-                format_event_id(event.event_id),
-                type(event).__name__,
+                format_event_id(event[EVENT_ID]),
+                KIND_NAMES[event[KIND]],
                 error,
             )
 

@@ -12,10 +12,10 @@ import pytest
 from mbasic_tracking import MySQLSettings, TrackingConfig, UsageTracker
 from mbasic_tracking.events import (
     Event,
-    FeatureUse,
-    ProgramRun,
-    SessionEnd,
-    SessionStart,
+    feature_use,
+    program_run,
+    session_end,
+    session_start,
 )
 from mbasic_tracking.sinks.mysql import _PROGRAMS_SQL, MySQLSink, _row_renderer
 from mbasic_tracking.sinks.rows import plan_rows
@@ -24,9 +24,9 @@ from tests.conftest import query, scalar
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 
 
-def run(event_id: int, at: float, session: str = "s", lines: int = 10) -> ProgramRun:
+def run(event_id: int, at: float, session: str = "s", lines: int = 10) -> Event:
     """A successful five-line program run."""
-    return ProgramRun(event_id, at, session, 5, 7, lines, True, None)
+    return program_run(event_id, at, session, 5, 7, lines, True, None)
 
 
 async def test_a_repeated_batch_changes_nothing(database: MySQLSettings) -> None:
@@ -34,11 +34,11 @@ async def test_a_repeated_batch_changes_nothing(database: MySQLSettings) -> None
     counters as after the first write."""
     sink = MySQLSink(database)
     batch: list[Event] = [
-        SessionStart(1, T0, "s", "ua", "203.0.113.0"),
+        session_start(1, T0, "s", "ua", "203.0.113.0"),
         run(2, T0 + 1, lines=10),
         run(3, T0 + 2, lines=32),
-        FeatureUse(4, T0 + 3, "s", "debugger", '{"step": 1}'),
-        SessionEnd(5, T0 + 90, "s"),
+        feature_use(4, T0 + 3, "s", "debugger", '{"step": 1}'),
+        session_end(5, T0 + 90, "s"),
     ]
 
     await sink.write(batch)
@@ -86,7 +86,7 @@ async def test_a_run_for_an_unseen_session_is_kept(database: MySQLSettings) -> N
         database, "SELECT programs_run, start_time, user_agent FROM ide_sessions"
     )
     await sink.write(
-        [SessionStart(9, T0, "late", "ua", None), SessionEnd(11, T0 + 120, "late")]
+        [session_start(9, T0, "late", "ua", None), session_end(11, T0 + 120, "late")]
     )
     await sink.close()
 
@@ -102,9 +102,9 @@ async def test_duration_comes_from_event_times(database: MySQLSettings) -> None:
     """duration_seconds is end minus start of the events, not the server clock."""
     sink = MySQLSink(database)
 
-    await sink.write([SessionStart(1, T0, "s", None, None)])
+    await sink.write([session_start(1, T0, "s", None, None)])
     await asyncio.sleep(1.1)
-    await sink.write([SessionEnd(2, T0 + 5.5, "s")])
+    await sink.write([session_end(2, T0 + 5.5, "s")])
     await sink.close()
 
     assert scalar(database, "SELECT duration_seconds FROM ide_sessions") == 5

@@ -10,34 +10,41 @@ from pathlib import Path
 import pytest
 
 from mbasic_tracking.events import (
+    EVENT_ID,
+    FIELDS,
     Event,
-    FeatureUse,
-    PageVisit,
-    ProgramRun,
-    SessionActivity,
-    SessionEnd,
-    SessionStart,
+    feature_use,
+    page_visit,
+    program_run,
+    session_activity,
+    session_end,
+    session_start,
 )
-from mbasic_tracking.spool import Spool, SpoolError, encode
+from mbasic_tracking.spool import _V1_FIELDS, Spool, SpoolError, encode
 
 BIG_ID = (0xFEDC_BA98_7654_3210 << 64) + 1
 
 EVERY_KIND: list[Event] = [
-    SessionStart(BIG_ID, 1_700_000_000.123, "s-1", "Mozilla/5.0 ü", "192.0.2.0"),
-    SessionActivity(BIG_ID + 1, 1_700_000_001.5, "s-1"),
-    ProgramRun(BIG_ID + 2, 1_700_000_002.0, "s-1", 10, 0, 2**63 - 1, True, None),
-    ProgramRun(BIG_ID + 3, 1_700_000_002.25, "s-1", None, 7, None, None, "SN 'x'\n"),
-    FeatureUse(BIG_ID + 4, 1_700_000_003.0, "s-1", "save", '{"a": [1, "\\u00e9"]}'),
-    PageVisit(BIG_ID + 5, 1_700_000_004.0, "/ide", None, None, None, None),
-    SessionEnd(BIG_ID + 6, 1_700_000_005.999, "s-1"),
+    session_start(BIG_ID, 1_700_000_000.123, "s-1", "Mozilla/5.0 ü", "192.0.2.0"),
+    session_activity(BIG_ID + 1, 1_700_000_001.5, "s-1"),
+    program_run(BIG_ID + 2, 1_700_000_002.0, "s-1", 10, 0, 2**63 - 1, True, None),
+    program_run(BIG_ID + 3, 1_700_000_002.25, "s-1", None, 7, None, None, "SN 'x'\n"),
+    feature_use(BIG_ID + 4, 1_700_000_003.0, "s-1", "save", '{"a": [1, "\\u00e9"]}'),
+    page_visit(BIG_ID + 5, 1_700_000_004.0, "/ide", None, None, None, None),
+    session_end(BIG_ID + 6, 1_700_000_005.999, "s-1"),
 ]
 
 
 def _runs(count: int, first: int = 1) -> list[Event]:
     return [
-        ProgramRun(BIG_ID + n, 1_700_000_000.0 + n, "s", n, 1, n, True, None)
+        program_run(BIG_ID + n, 1_700_000_000.0 + n, "s", n, 1, n, True, None)
         for n in range(first, first + count)
     ]
+
+
+def test_payload_version_1_matches_the_event_layout() -> None:
+    """The frozen spool format still names every field of every event kind."""
+    assert _V1_FIELDS == FIELDS
 
 
 async def _read_all(spool: Spool) -> list[Event]:
@@ -108,7 +115,7 @@ async def test_a_flipped_byte_skips_one_record_and_counts_it(tmp_path: Path) -> 
     await reopened.open()
     events = await _read_all(reopened)
     assert reopened.corrupt == 1
-    assert [e.event_id - BIG_ID for e in events] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert [e[EVENT_ID] - BIG_ID for e in events] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
     await reopened.close()
 
 
@@ -129,7 +136,7 @@ async def test_a_truncated_tail_and_garbage_are_skipped(tmp_path: Path) -> None:
     await reopened.open()
     events = await _read_all(reopened)
     assert reopened.corrupt == 2
-    assert [e.event_id - BIG_ID for e in events] == [1, 2, 3]
+    assert [e[EVENT_ID] - BIG_ID for e in events] == [1, 2, 3]
     await reopened.close()
 
 
@@ -147,7 +154,7 @@ async def test_an_unknown_payload_version_is_skipped_and_counted(
     await spool.open()
     events = await _read_all(spool)
     assert spool.corrupt == 1
-    assert [e.event_id - BIG_ID for e in events] == [1, 2]
+    assert [e[EVENT_ID] - BIG_ID for e in events] == [1, 2]
     await spool.close()
 
 
@@ -175,7 +182,7 @@ async def test_segments_roll_over_and_replay_in_order(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.spool"))) > 5
 
     events = await _read_all(spool)
-    assert [e.event_id - BIG_ID for e in events] == list(range(1, 40))
+    assert [e[EVENT_ID] - BIG_ID for e in events] == list(range(1, 40))
     assert list(tmp_path.glob("*.spool")) == []
     await spool.close()
 

@@ -16,12 +16,12 @@ import pytest
 from mbasic_tracking import MySQLSettings, TrackingConfig, UsageTracker
 from mbasic_tracking.events import (
     Event,
-    FeatureUse,
-    PageVisit,
-    ProgramRun,
-    SessionActivity,
-    SessionEnd,
-    SessionStart,
+    feature_use,
+    page_visit,
+    program_run,
+    session_activity,
+    session_end,
+    session_start,
 )
 from mbasic_tracking.migrate import migrations
 from mbasic_tracking.sinks import RejectedError, TransientError
@@ -35,21 +35,21 @@ T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 # start, a start and an end out of order across batches, a repeated batch
 # (unknown commit outcome), activity, features with JSON, a page visit.
 BATCHES: list[list[Event]] = [
-    [ProgramRun(10, T0 + 60, "late", 4, 3, 12, True, None)],
+    [program_run(10, T0 + 60, "late", 4, 3, 12, True, None)],
     [
-        SessionStart(1, T0 + 5, "s1", "Firefox", "203.0.113.0"),
-        ProgramRun(2, T0 + 10, "s1", 5, 7, 10, True, None),
-        ProgramRun(3, T0 + 20, "s1", 6, 9, 32, False, "line 20: division by zero"),
-        FeatureUse(4, T0 + 30, "s1", "renumber", '{"lines": 5}'),
-        SessionActivity(5, T0 + 40, "s1"),
-        PageVisit(6, T0 + 1, "/", "https://example.org/", "Firefox", None, "s1"),
+        session_start(1, T0 + 5, "s1", "Firefox", "203.0.113.0"),
+        program_run(2, T0 + 10, "s1", 5, 7, 10, True, None),
+        program_run(3, T0 + 20, "s1", 6, 9, 32, False, "line 20: division by zero"),
+        feature_use(4, T0 + 30, "s1", "renumber", '{"lines": 5}'),
+        session_activity(5, T0 + 40, "s1"),
+        page_visit(6, T0 + 1, "/", "https://example.org/", "Firefox", None, "s1"),
     ],
     [
-        SessionStart(9, T0, "late", "Chromium", None),
-        SessionEnd(11, T0 + 125.5, "late"),
-        SessionStart(12, T0 + 2, "s1", "Other", "198.51.100.0"),
+        session_start(9, T0, "late", "Chromium", None),
+        session_end(11, T0 + 125.5, "late"),
+        session_start(12, T0 + 2, "s1", "Other", "198.51.100.0"),
     ],
-    [SessionEnd(7, T0 + 95, "s1"), SessionEnd(8, T0 + 80, "s1")],
+    [session_end(7, T0 + 95, "s1"), session_end(8, T0 + 80, "s1")],
 ]
 
 
@@ -159,7 +159,7 @@ async def test_tables_are_created_on_first_connect(tmp_path: Path) -> None:
     assert await first.ping()
     await first.close()
     second = SQLiteSink(path)
-    await second.write([SessionStart(1, T0, "s", None, None)])
+    await second.write([session_start(1, T0, "s", None, None)])
     await second.close()
 
     with closing(sqlite3.connect(path)) as connection:
@@ -183,11 +183,11 @@ async def test_a_refused_row_rejects_the_whole_transaction(tmp_path: Path) -> No
     """A value SQLite will never take raises RejectedError and leaves nothing of
     its batch behind, so the writer can isolate the row."""
     sink = SQLiteSink(tmp_path / "usage.db")
-    bad = FeatureUse(2, T0, "s", None, None)  # type: ignore[arg-type]  # NOT NULL column
+    bad = feature_use(2, T0, "s", None, None)  # type: ignore[arg-type]  # NOT NULL column
 
     with pytest.raises(RejectedError):
-        await sink.write([SessionStart(1, T0, "s", None, None), bad])
-    await sink.write([SessionStart(3, T0, "t", None, None)])
+        await sink.write([session_start(1, T0, "s", None, None), bad])
+    await sink.write([session_start(3, T0, "t", None, None)])
     await sink.close()
 
     with closing(sqlite3.connect(tmp_path / "usage.db")) as connection:
@@ -207,10 +207,10 @@ async def test_a_locked_file_is_a_transient_error(tmp_path: Path) -> None:
     locker.execute("BEGIN EXCLUSIVE")
 
     with pytest.raises(TransientError):
-        await sink.write([SessionStart(1, T0, "s", None, None)])
+        await sink.write([session_start(1, T0, "s", None, None)])
     locker.execute("ROLLBACK")
     locker.close()
-    await sink.write([SessionStart(1, T0, "s", None, None)])
+    await sink.write([session_start(1, T0, "s", None, None)])
     await sink.close()
 
     with closing(sqlite3.connect(path)) as connection:

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from ..events import (
+    FEATURE_USE,
+    PAGE_VISIT,
+    PROGRAM_RUN,
+    SESSION_END,
+    SESSION_START,
     Event,
-    FeatureUse,
-    PageVisit,
-    ProgramRun,
-    SessionEnd,
-    SessionStart,
     format_time,
 )
 
@@ -103,16 +103,15 @@ class RowPlanner:
         features = self._rows.features.append
 
         for event in events:
-            kind = type(event)
-            at = event.at
+            kind = event[0]
+            at = event[2]
+            key = event[1].to_bytes(16, "big")
 
-            if kind is PageVisit:
-                self._rows.visits.append(
-                    (event.event_id.to_bytes(16, "big"), format_time(at), *event[2:])
-                )
+            if kind is PAGE_VISIT:
+                self._rows.visits.append((key, format_time(at), *event[3:]))
                 continue
 
-            sid: str = event.session_id  # type: ignore[assignment]  # not a visit
+            sid: str = event[3]
             session = sessions.get(sid)
             if session is None:
                 session = sessions[sid] = SessionRow(sid, at, at)
@@ -121,31 +120,18 @@ class RowPlanner:
             elif at > session.last_activity:
                 session.last_activity = at
 
-            if kind is ProgramRun:
+            if kind is PROGRAM_RUN:
+                # (..., program_lines, execution_time_ms, lines_executed, ...)
                 self._counted[sid] = None
                 session.runs += 1
-                session.lines += event.lines_executed or 0  # type: ignore[union-attr]
-                programs(
-                    (
-                        event.event_id.to_bytes(16, "big"),
-                        sid,
-                        format_time(at),
-                        *event[3:],
-                    )
-                )
-            elif kind is FeatureUse:
-                features(
-                    (
-                        event.event_id.to_bytes(16, "big"),
-                        sid,
-                        format_time(at),
-                        *event[3:],
-                    )
-                )
-            elif isinstance(event, SessionStart):
-                session.user_agent = session.user_agent or event.user_agent
-                session.ip_address = session.ip_address or event.ip_address
-            elif isinstance(event, SessionEnd):
+                session.lines += event[6] or 0
+                programs((key, sid, format_time(at), *event[4:]))
+            elif kind is FEATURE_USE:
+                features((key, sid, format_time(at), *event[4:]))
+            elif kind is SESSION_START:
+                session.user_agent = session.user_agent or event[4]
+                session.ip_address = session.ip_address or event[5]
+            elif kind is SESSION_END:
                 session.end = at if session.end is None else max(session.end, at)
 
     @property

@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from mbasic_tracking import MySQLSettings
 from mbasic_tracking.events import (
     Event,
-    FeatureUse,
-    PageVisit,
-    ProgramRun,
-    SessionActivity,
-    SessionEnd,
-    SessionStart,
+    feature_use,
+    page_visit,
+    program_run,
+    session_activity,
+    session_end,
+    session_start,
 )
 from mbasic_tracking.sinks.mysql import MySQLSink
 
@@ -43,19 +43,19 @@ def at(offset: int, clock: str = "12:00:00") -> float:
     return moment.timestamp()
 
 
-def start(when: float, session: str, ip: str | None = "198.51.100.0") -> SessionStart:
+def start(when: float, session: str, ip: str | None = "198.51.100.0") -> Event:
     """A session start."""
-    return SessionStart(next(_ids), when, session, "pytest-agent", ip)
+    return session_start(next(_ids), when, session, "pytest-agent", ip)
 
 
-def activity(when: float, session: str) -> SessionActivity:
+def activity(when: float, session: str) -> Event:
     """Activity in a session."""
-    return SessionActivity(next(_ids), when, session)
+    return session_activity(next(_ids), when, session)
 
 
-def end(when: float, session: str) -> SessionEnd:
+def end(when: float, session: str) -> Event:
     """A session end."""
-    return SessionEnd(next(_ids), when, session)
+    return session_end(next(_ids), when, session)
 
 
 def run(
@@ -64,19 +64,19 @@ def run(
     lines: int | None = 10,
     success: bool | None = True,
     error: str | None = None,
-) -> ProgramRun:
+) -> Event:
     """A program run of a 20-line program."""
-    return ProgramRun(next(_ids), when, session, 20, 5, lines, success, error)
+    return program_run(next(_ids), when, session, 20, 5, lines, success, error)
 
 
-def feature(when: float, session: str, name: str) -> FeatureUse:
+def feature(when: float, session: str, name: str) -> Event:
     """A feature use without data."""
-    return FeatureUse(next(_ids), when, session, name, None)
+    return feature_use(next(_ids), when, session, name, None)
 
 
-def visit(when: float, path: str = "/", ip: str | None = "198.51.100.0") -> PageVisit:
+def visit(when: float, path: str = "/", ip: str | None = "198.51.100.0") -> Event:
     """A page visit without a session."""
-    return PageVisit(next(_ids), when, path, None, "pytest-agent", ip, None)
+    return page_visit(next(_ids), when, path, None, "pytest-agent", ip, None)
 
 
 async def write(settings: MySQLSettings, events: Sequence[Event]) -> None:
