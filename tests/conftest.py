@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pymysql
@@ -24,6 +24,7 @@ import pytest
 from mbasic_tracking import MySQLSettings, TrackingConfig, UsageTracker
 from mbasic_tracking.migrate import apply_mysql
 from mbasic_tracking.tracker import _reset_for_tests
+from tests.helpers.proxy import FaultProxy
 
 SERVER_HELP = (
     "No MySQL-compatible server for the tests. Set MBASIC_TRACKING_TEST_DATABASE_URL "
@@ -116,6 +117,19 @@ async def make_tracker(database: MySQLSettings) -> AsyncIterator[Any]:
         await tracker.stop(timeout=5)
 
 
+@pytest.fixture
+def proxy(database: MySQLSettings) -> Iterator[FaultProxy]:
+    """A proxy in front of the test server, closed after the test."""
+    with FaultProxy(database.host, database.port) as running:
+        yield running
+
+
+@pytest.fixture
+def via_proxy(database: MySQLSettings, proxy: FaultProxy) -> MySQLSettings:
+    """The test database, reached through the proxy."""
+    return dataclasses.replace(database, host="127.0.0.1", port=proxy.port)
+
+
 @pytest.fixture(autouse=True)
 def _reset_global_tracker() -> Iterator[None]:
     """No test sees the module-level tracker of another."""
@@ -149,3 +163,10 @@ def scalar(settings: MySQLSettings, sql: str, *args: Any) -> Any:
     """The single value of ``sql``."""
     rows = query(settings, sql, *args)
     return rows[0][0] if rows else None
+
+
+async def until(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    """Wait until ``condition()`` is true; TimeoutError after ``timeout`` s."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)

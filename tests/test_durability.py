@@ -8,7 +8,6 @@ the server is back: row counts and every session's counters.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import json
 import signal
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,31 +31,12 @@ from mbasic_tracking.events import (
 )
 from mbasic_tracking.migrate import apply_mysql
 from mbasic_tracking.spool import decode_records, encode
-from tests.conftest import query
+from tests.conftest import query, until
 from tests.helpers.mariadb import PrivateMariaDB
 from tests.helpers.proxy import FaultProxy
 from tests.helpers.workload import Workload
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def proxy(database: MySQLSettings) -> Iterator[FaultProxy]:
-    """A proxy in front of the test server, closed after the test."""
-    with FaultProxy(database.host, database.port) as running:
-        yield running
-
-
-@pytest.fixture
-def via_proxy(database: MySQLSettings, proxy: FaultProxy) -> MySQLSettings:
-    """The test database, reached through the proxy."""
-    return dataclasses.replace(database, host="127.0.0.1", port=proxy.port)
-
-
-async def _until(condition: Any, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 def _replayed_all(tracker: Any) -> bool:
@@ -140,7 +119,7 @@ async def test_stop_during_an_outage_spools_and_the_next_start_replays(
     first = make_tracker(via_proxy, spool_dir=str(tmp_path), batch_size=100)
     workload = Workload("restart")
     workload.emit(first, 3_000)
-    await _until(lambda: first.stats()["retries"] >= 2)
+    await until(lambda: first.stats()["retries"] >= 2)
 
     await first.stop(timeout=0.3)
     stats = first.stats()
@@ -153,7 +132,7 @@ async def test_stop_during_an_outage_spools_and_the_next_start_replays(
 
     second = make_tracker(database, spool_dir=str(tmp_path))
     await second.start()
-    await _until(lambda: _replayed_all(second))
+    await until(lambda: _replayed_all(second))
 
     stats = second.stats()
     assert (stats["replayed"], stats["written"], stats["enqueued"]) == (3_000, 3_000, 0)
@@ -188,7 +167,7 @@ async def test_damaged_spool_records_are_skipped_and_the_rest_replayed(
 
     second = make_tracker(database, spool_dir=str(tmp_path))
     await second.start()
-    await _until(lambda: _replayed_all(second))
+    await until(lambda: _replayed_all(second))
 
     stats = second.stats()
     assert (stats["spool_corrupt"], stats["replayed"]) == (2, 998)
@@ -326,6 +305,6 @@ async def test_sigterm_under_load_keeps_every_event(
     proxy.pass_through()
     tracker = make_tracker(database, spool_dir=str(spool_dir))
     await tracker.start()
-    await _until(lambda: _replayed_all(tracker))
+    await until(lambda: _replayed_all(tracker))
     assert tracker.stats()["replayed"] == waiting
     workload.assert_landed(database)

@@ -9,10 +9,8 @@ every session's counters equal what was sent.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,28 +18,9 @@ import pytest
 from mbasic_tracking import MySQLSettings
 from mbasic_tracking import tracker as tracker_module
 from mbasic_tracking.events import format_event_id
-from tests.conftest import admin_connection, query, scalar
+from tests.conftest import admin_connection, query, scalar, until
 from tests.helpers.proxy import FaultProxy
 from tests.helpers.workload import Workload
-
-
-@pytest.fixture
-def proxy(database: MySQLSettings) -> Iterator[FaultProxy]:
-    """A proxy in front of the test server, closed after the test."""
-    with FaultProxy(database.host, database.port) as running:
-        yield running
-
-
-@pytest.fixture
-def via_proxy(database: MySQLSettings, proxy: FaultProxy) -> MySQLSettings:
-    """The test database, reached through the proxy."""
-    return dataclasses.replace(database, host="127.0.0.1", port=proxy.port)
-
-
-async def _until(condition: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def test_connections_reset_mid_batch_lose_and_double_nothing(
@@ -59,7 +38,7 @@ async def test_connections_reset_mid_batch_lose_and_double_nothing(
     async def cut_repeatedly() -> None:
         for _ in range(cuts):
             proxy.cut_after(chooser.randint(2_000, 40_000))
-            await _until(lambda: not proxy.cut_pending)
+            await until(lambda: not proxy.cut_pending)
             await asyncio.sleep(0.05)
 
     await asyncio.gather(
@@ -89,7 +68,7 @@ async def test_reply_lost_after_commit_is_retried_without_doubling(
 
     proxy.lose_reply_after(b"COMMIT")
     workload.emit(tracker, 300)
-    await _until(lambda: proxy.lost_replies == 1)
+    await until(lambda: proxy.lost_replies == 1)
     await asyncio.sleep(0.3)
 
     # The server committed, yet the tracker, which never saw the reply, still
@@ -120,7 +99,7 @@ async def test_black_holed_link_times_out_then_recovers(
 
     proxy.black_hole()
     workload.emit(tracker, 400)
-    await _until(lambda: tracker.stats()["database_ok"] is False)
+    await until(lambda: tracker.stats()["database_ok"] is False)
     await asyncio.sleep(1.0)
 
     stats = tracker.stats()
@@ -213,7 +192,7 @@ async def test_full_queue_behind_a_dead_link_counts_drops_and_throttles_warnings
 
     await tracker.start()
     Workload("full").emit(tracker, 300)
-    await _until(lambda: tracker.stats()["retries"] >= 2)
+    await until(lambda: tracker.stats()["retries"] >= 2)
     Workload("full2").emit(tracker, 300)
 
     def drop_warnings() -> int:
