@@ -52,7 +52,8 @@ _DEFAULT_DRAIN_TIMEOUT: Final = 25.0  # within Kubernetes' default 30 s grace pe
 class _Lifecycle:
     """Start and drain of one tracker, with hooks around them."""
 
-    def __init__(self) -> None:
+    def __init__(self, drain_timeout: float) -> None:
+        self.drain_timeout = drain_timeout
         self.after_start: list[Callable[[], None]] = []
         self.before_drain: list[Callable[[], None]] = []
 
@@ -63,25 +64,32 @@ _lifecycles: weakref.WeakKeyDictionary[UsageTracker, _Lifecycle] = (
 
 
 def register_lifecycle(
-    tracker: UsageTracker, *, drain_timeout: float = _DEFAULT_DRAIN_TIMEOUT
+    tracker: UsageTracker, *, drain_timeout: float | None = None
 ) -> None:
     """Start ``tracker`` on NiceGUI's app startup and drain it on shutdown.
 
-    Idempotent per tracker. Call it before ``ui.run``. Handlers are
+    Idempotent per tracker; ``drain_timeout`` (default 25 s) is the longest
+    wait for the queue at shutdown. Call it before ``ui.run``. Handlers are
     zero-argument closures: NiceGUI passes the App to a one-parameter handler,
     which ``stop(timeout)`` must not receive.
     """
     _lifecycle(tracker, drain_timeout)
 
 
-def _lifecycle(tracker: UsageTracker, drain_timeout: float) -> _Lifecycle:
+def _lifecycle(tracker: UsageTracker, drain_timeout: float | None) -> _Lifecycle:
     existing = _lifecycles.get(tracker)
     if existing is not None:
+        # The last explicit timeout wins: init_usage_tracker registers first,
+        # with the default, and track_nicegui_app may name another.
+        if drain_timeout is not None:
+            existing.drain_timeout = drain_timeout
         return existing
 
     from nicegui import app
 
-    lifecycle = _lifecycles[tracker] = _Lifecycle()
+    lifecycle = _lifecycles[tracker] = _Lifecycle(
+        _DEFAULT_DRAIN_TIMEOUT if drain_timeout is None else drain_timeout
+    )
 
     async def start_tracking() -> None:
         await tracker.start()
@@ -94,7 +102,7 @@ def _lifecycle(tracker: UsageTracker, drain_timeout: float) -> _Lifecycle:
                 hook()
             except Exception:
                 logger.exception("a tracking shutdown hook failed; draining anyway")
-        await tracker.stop(timeout=drain_timeout)
+        await tracker.stop(timeout=lifecycle.drain_timeout)
 
     app.on_startup(start_tracking)
     app.on_shutdown(drain_tracking)

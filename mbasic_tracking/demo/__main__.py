@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         page_visits=True,
         visit_beacon=beacon,
         activity_interval=options.activity_interval,
+        drain_timeout=options.drain_timeout,
     )
     add_ide_page(tracking)
     token = os.environ.get("MBASIC_TRACKING_DASHBOARD_TOKEN") or None
@@ -116,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="seconds between last_activity updates of a connected session",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=25.0,
+        help="seconds the shutdown may spend writing queued events (then: spool)",
     )
     parser.add_argument(
         "--trusted-proxy",
