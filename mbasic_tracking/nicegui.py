@@ -42,11 +42,17 @@ if TYPE_CHECKING:
     from .metrics import TrackerMetrics
     from .tracker import UsageTracker
 
-__all__ = ["NiceGUITracking", "VisitBeacon", "register_lifecycle", "track_nicegui_app"]
+__all__ = [
+    "DEFAULT_DRAIN_TIMEOUT",
+    "NiceGUITracking",
+    "VisitBeacon",
+    "register_lifecycle",
+    "track_nicegui_app",
+]
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_DRAIN_TIMEOUT: Final = 25.0  # within Kubernetes' default 30 s grace period
+DEFAULT_DRAIN_TIMEOUT: Final = 25.0  # within Kubernetes' default 30 s grace period
 
 
 class _Lifecycle:
@@ -88,7 +94,7 @@ def _lifecycle(tracker: UsageTracker, drain_timeout: float | None) -> _Lifecycle
     from nicegui import app
 
     lifecycle = _lifecycles[tracker] = _Lifecycle(
-        _DEFAULT_DRAIN_TIMEOUT if drain_timeout is None else drain_timeout
+        DEFAULT_DRAIN_TIMEOUT if drain_timeout is None else drain_timeout
     )
 
     async def start_tracking() -> None:
@@ -121,7 +127,7 @@ def track_nicegui_app(
     health_path: str | None = "/health",
     metrics_path: str | None = "/metrics",
     activity_interval: float = 60.0,
-    drain_timeout: float = _DEFAULT_DRAIN_TIMEOUT,
+    drain_timeout: float | None = None,
 ) -> NiceGUITracking:
     """Wire ``tracker`` into the NiceGUI ``app``; call once, before ``ui.run``.
 
@@ -139,7 +145,8 @@ def track_nicegui_app(
         metrics_path: where to serve Prometheus metrics (None: nowhere).
         activity_interval: seconds between ``last_activity`` updates of a
             session whose page stays connected.
-        drain_timeout: the longest wait for the queue to drain at shutdown.
+        drain_timeout: the longest wait for the queue to drain at shutdown
+            (None: as registered before, else DEFAULT_DRAIN_TIMEOUT).
 
     Raises ValueError naming the bad argument.
     """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import shutil
 import subprocess
 from pathlib import Path
@@ -129,9 +128,8 @@ def test_every_command_in_the_manifests_exists_in_the_cli() -> None:
 def test_the_deployment_drains_probes_and_runs_unprivileged() -> None:
     """The grace period covers the preStop pause plus the tracker's drain; the
     probes use /health; the pod runs as non-root with resource limits."""
-    from mbasic_tracking.nicegui import register_lifecycle
+    from mbasic_tracking.nicegui import DEFAULT_DRAIN_TIMEOUT as drain
 
-    drain = inspect.signature(register_lifecycle).parameters["drain_timeout"].default
     deployment = by_kind("Deployment")[0]
     spec = pod_spec(deployment)
     container = spec["containers"][0]
