@@ -365,6 +365,20 @@ class UsageTracker:
         except Exception:
             return False
 
+    async def health(self, ping_timeout: float = 2.0) -> dict[str, Any]:
+        """The tracker's health report, for an app's own health route.
+
+        ``{"status": "ok" | "degraded", "problems": [...], "tracking": {...}}``:
+        degraded when the database does not answer within ``ping_timeout`` or
+        the writer is not running; the stats, ``database`` and
+        ``last_write_age_seconds`` under ``tracking``. Never raises, and holds
+        no secrets. Serve it with status 200: an analytics outage must not get
+        the app restarted.
+        """
+        from .health import health_report
+
+        return await health_report(self, ping_timeout=ping_timeout)
+
     def stats(self) -> dict[str, Any]:
         """What happened to the events so far; safe to expose (no secrets).
 

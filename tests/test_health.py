@@ -60,7 +60,7 @@ async def test_report_with_the_database_down_is_degraded_without_secrets(
     tracker.start_ide_session("s")
     await tracker.flush(timeout=1)
 
-    report = await health_report(tracker, ping_timeout=2)
+    report = await tracker.health(ping_timeout=2)  # the method an app calls
     await tracker.stop(timeout=0.2)
 
     assert report["status"] == "degraded"
