@@ -200,18 +200,21 @@ async def test_stop_is_idempotent_and_later_calls_are_dropped(
     assert scalar(database, "SELECT COUNT(*) FROM ide_sessions") == 1
 
 
+def _unreachable(**options: Any) -> UsageTracker:
+    """A tracker whose server is a closed port."""
+    nowhere = MySQLSettings(host="127.0.0.1", port=1, database="nowhere")
+    return UsageTracker(TrackingConfig(mysql=nowhere, **options))
+
+
 async def test_stop_counts_what_it_could_not_write(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """With no server, stop() gives up at its deadline, counts and warns once."""
-    tracker = UsageTracker(
-        TrackingConfig(
-            mysql=MySQLSettings(host="127.0.0.1", port=1, database="nowhere"),
-            connect_timeout=0.2,
-            retry_initial_wait=0.01,
-            retry_max_wait=0.05,
-            flush_interval=0.01,
-        )
+    tracker = _unreachable(
+        connect_timeout=0.2,
+        retry_initial_wait=0.01,
+        retry_max_wait=0.05,
+        flush_interval=0.01,
     )
     for number in range(10):
         tracker.track_feature_usage("s", "f", number)
@@ -232,13 +235,7 @@ async def test_queue_full_drops_newest_and_warns_rarely(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A full queue drops new events, counts each one, and warns once per 10 s."""
-    tracker = UsageTracker(
-        TrackingConfig(
-            mysql=MySQLSettings(host="127.0.0.1", port=1, database="nowhere"),
-            queue_size=100,
-            batch_size=10,
-        )
-    )
+    tracker = _unreachable(queue_size=100, batch_size=10)
     for number in range(1000):
         tracker.track_feature_usage("s", "f", number)
 
