@@ -34,7 +34,6 @@ __all__ = [
     "program_run",
     "session_activity",
     "session_end",
-    "session_of",
     "session_start",
 ]
 
@@ -115,12 +114,6 @@ EVENT_ID: Final = 1
 AT: Final = 2
 
 
-def session_of(event: Event) -> str | None:
-    """The event's session id (a page visit's may be None)."""
-    session: str | None = event[7] if event[0] is PAGE_VISIT else event[3]
-    return session
-
-
 def session_start(
     event_id: int, at: float, session_id: str, user_agent: str | None, ip: str | None
 ) -> Event:
@@ -194,11 +187,6 @@ def page_visit(
 def format_event_id(event_id: int) -> str:
     """The event id as 32 hex digits, as logs and ``HEX(event_id)`` show it."""
     return f"{event_id:032x}"
-
-
-def event_id_bytes(event_id: int) -> bytes:
-    """The event id as the 16 bytes stored in the ``event_id`` column."""
-    return event_id.to_bytes(16, "big")
 
 
 def format_time(at: float) -> str:

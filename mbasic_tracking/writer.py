@@ -73,7 +73,9 @@ class Writer:
         self._closing = False
         self._in_flight = 0
         self._batch_done = 0
-        self._replaying = False
+        # Events of this process that left the writer's hands: written or
+        # refused. Spooled events settle when replayed; an earlier process's
+        # spooled events never count here.
         self._settled = 0
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._spool_warned: dict[str, float] = {}
@@ -86,7 +88,6 @@ class Writer:
         self.last_flush_at: float | None = None
         self.last_error: str | None = None
         self.database_ok: bool | None = None
-        self.flush_seconds: float | None = None
         #: Called after each batch lands with (events, seconds); for metrics.
         self.on_batch: Callable[[int, float], None] | None = None
 
@@ -94,15 +95,6 @@ class Writer:
     def in_flight(self) -> int:
         """Events taken from the queue or the spool, not yet written or given up."""
         return self._in_flight
-
-    @property
-    def settled(self) -> int:
-        """Events of this process that left the writer's hands: written or failed.
-
-        Events moved to the spool settle when they are replayed; events that an
-        earlier process left in the spool never count here.
-        """
-        return self._settled
 
     @property
     def spool(self) -> Spool | None:
@@ -156,7 +148,6 @@ class Writer:
     ) -> None:
         self._in_flight = len(batch)
         self._batch_done = 0
-        self._replaying = replay is not None
         try:
             if batch:
                 await self._write_isolating(batch)
@@ -173,7 +164,6 @@ class Writer:
             if replay is None or not replay.inherited:
                 self._settled += self._batch_done
             self._in_flight = 0
-            self._replaying = False
             self._release_flush_waiters()
 
     def close(self) -> None:
@@ -182,7 +172,8 @@ class Writer:
         self._queue.hurry()
 
     async def wait_settled(self, target: int) -> None:
-        """Return once ``settled`` reaches ``target``; wakes the writer at once."""
+        """Return once ``target`` events of this process have settled (written or
+        refused); wakes the writer at once."""
         if self._settled >= target:
             return
 
@@ -349,10 +340,10 @@ class Writer:
         self.batches += 1
         self.last_flush_at = time.time()
         self.database_ok = True
-        self.flush_seconds = time.monotonic() - started
-        logger.debug("wrote %d events in %.3f s", len(batch), self.flush_seconds)
+        seconds = time.monotonic() - started
+        logger.debug("wrote %d events in %.3f s", len(batch), seconds)
         if self.on_batch is not None:
-            self.on_batch(len(batch), self.flush_seconds)
+            self.on_batch(len(batch), seconds)
 
     def _backoff(self, failures: int) -> float:
         """Seconds before retry number ``failures``: doubling from the initial

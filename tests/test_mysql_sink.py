@@ -17,7 +17,12 @@ from mbasic_tracking.events import (
     session_end,
     session_start,
 )
-from mbasic_tracking.sinks.mysql import _PROGRAMS_SQL, MySQLSink, _row_renderer
+from mbasic_tracking.sinks.mysql import (
+    _PROGRAMS_SQL,
+    MySQLSink,
+    _program_row_renderer,
+    _quoter,
+)
 from mbasic_tracking.sinks.rows import plan_rows
 from tests.conftest import query, scalar
 
@@ -118,7 +123,7 @@ async def test_small_statements_split_a_batch(database: MySQLSettings) -> None:
     connection = await sink._connect()
     sink._statement_budget = 2_000  # characters; connecting sets it from the server
     programs = plan_rows(batch).programs
-    row_text = _row_renderer(connection.escape_string)
+    row_text = _program_row_renderer(_quoter(connection.escape_string))
     statements = [sql async for sql in sink._render(_PROGRAMS_SQL, programs, row_text)]
     await sink.write(batch)
     await sink.close()

@@ -327,22 +327,16 @@ class MySQLSink:
         nothing and the touched sessions are recounted from
         ``program_executions``, which is always right and costs more.
         """
-        row_text = _row_renderer(escape_string)
-        program_text = _program_row_renderer(escape_string)
+        quote = _quoter(escape_string)
+        row_text = _row_renderer(escape_string, quote)
+        program_text = _program_row_renderer(quote)
         planner = RowPlanner()
-        rows = planner.rows
-        sent = {"programs": 0, "features": 0, "visits": 0}
 
         async with _OneInFlight(cursor) as pipe:
             for start in range(0, len(batch), _PLAN_SLICE):
-                planner.add(batch[start : start + _PLAN_SLICE])
-                programs = rows.programs[sent["programs"] :]
-                features = rows.features[sent["features"] :]
-                visits = rows.visits[sent["visits"] :]
-                sent["programs"] += len(programs)
-                sent["features"] += len(features)
-                sent["visits"] += len(visits)
-
+                programs, features, visits = planner.add(
+                    batch[start : start + _PLAN_SLICE]
+                )
                 async for sql in self._render(_PROGRAMS_SQL, programs, program_text):
                     await pipe.send(sql, counts_runs=True)
                 async for sql in self._render(_FEATURES_SQL, features, row_text):
@@ -363,7 +357,7 @@ class MySQLSink:
             await cursor.execute(sql)
 
         if not counted and rows.counted_sessions:
-            ids = ", ".join(row_text((sid,))[1:-1] for sid in rows.counted_sessions)
+            ids = ", ".join(quote(sid) for sid in rows.counted_sessions)
             await cursor.execute(_COUNTERS_SQL.format(ids=ids))
 
     async def _render(
@@ -456,29 +450,34 @@ def _literal_renderer(escape_string: Callable[[str], str]) -> Callable[[object],
     return literal
 
 
-def _row_renderer(
-    escape_string: Callable[[str], str],
-) -> Callable[[tuple[object, ...]], str]:
-    """``(literal, literal, ...)`` for one row; the same text as ``_literal_renderer``.
-
-    Rendering runs on the event loop, so it is tuned: the renderer for a value
-    is looked up by its exact type, and a string is escaped once per renderer
-    (one per batch), since session ids and feature names repeat row after row.
-    Values of other types (subclasses) take ``_literal_renderer``'s path.
-    """
-    slow = _literal_renderer(escape_string)
+def _quoter(escape_string: Callable[[str], str]) -> Callable[[str], str]:
+    """A quoted, escaped string literal, each string escaped once per quoter (one
+    per batch): session ids and feature names repeat row after row."""
     quoted: dict[str, str] = {}
 
-    def text(value: str) -> str:
+    def quote(value: str) -> str:
         rendered = quoted.get(value)
         if rendered is None:
             rendered = quoted[value] = "'" + escape_string(value) + "'"
         return rendered
 
+    return quote
+
+
+def _row_renderer(
+    escape_string: Callable[[str], str], quote: Callable[[str], str]
+) -> Callable[[tuple[object, ...]], str]:
+    """``(literal, literal, ...)`` for one row; the same text as ``_literal_renderer``.
+
+    Rendering runs on the event loop, so it is tuned: the renderer for a value
+    is looked up by its exact type, and strings go through ``quote``'s cache.
+    Values of other types (subclasses) take ``_literal_renderer``'s path.
+    """
+    slow = _literal_renderer(escape_string)
     by_type: dict[type, Callable[[Any], str]] = {
         type(None): _null_literal,
         bool: _bool_literal,
-        str: text,
+        str: quote,
         int: int.__repr__,
         bytes: _bytes_literal,
         float: float.__repr__,
@@ -491,20 +490,11 @@ def _row_renderer(
     return row_text
 
 
-def _program_row_renderer(
-    escape_string: Callable[[str], str],
-) -> Callable[[ProgramRow], str]:
+def _program_row_renderer(quote: Callable[[str], str]) -> Callable[[ProgramRow], str]:
     """``_row_renderer`` specialized to ``program_executions``, the busiest table:
     its columns' types are known, so no value is looked up by type, and the
     timestamp (digits and separators, made by ``format_time``) needs no escaping.
     """
-    quoted: dict[str, str] = {}
-
-    def quote(value: str) -> str:
-        rendered = quoted.get(value)
-        if rendered is None:
-            rendered = quoted[value] = "'" + escape_string(value) + "'"
-        return rendered
 
     def render(row: ProgramRow) -> str:
         key, sid, at, lines, millis, executed, success, error = row

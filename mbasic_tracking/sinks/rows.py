@@ -96,11 +96,19 @@ class RowPlanner:
         self._sessions: dict[str, SessionRow] = {}
         self._counted: dict[str, None] = {}
 
-    def add(self, events: Iterable[Event]) -> None:
-        """Fold ``events`` (the next slice of the batch, in order) into the rows."""
+    def add(
+        self, events: Iterable[Event]
+    ) -> tuple[list[ProgramRow], list[tuple[object, ...]], list[tuple[object, ...]]]:
+        """Fold ``events`` (the next slice of the batch, in order) into the rows.
+
+        Returns the event rows this slice added: (programs, features, visits).
+        Session rows are merged over the whole batch and come from ``finish``.
+        """
+        rows = self._rows
+        marks = len(rows.programs), len(rows.features), len(rows.visits)
         sessions = self._sessions
-        programs = self._rows.programs.append
-        features = self._rows.features.append
+        programs = rows.programs.append
+        features = rows.features.append
 
         for event in events:
             kind = event[0]
@@ -108,7 +116,7 @@ class RowPlanner:
             key = event[1].to_bytes(16, "big")
 
             if kind is PAGE_VISIT:
-                self._rows.visits.append((key, format_time(at), *event[3:]))
+                rows.visits.append((key, format_time(at), *event[3:]))
                 continue
 
             sid: str = event[3]
@@ -134,11 +142,11 @@ class RowPlanner:
             elif kind is SESSION_END:
                 session.end = at if session.end is None else max(session.end, at)
 
-    @property
-    def rows(self) -> BatchRows:
-        """The rows so far: event rows grow with each ``add``; the session rows
-        and counted sessions are filled in by ``finish``."""
-        return self._rows
+        return (
+            rows.programs[marks[0] :],
+            rows.features[marks[1] :],
+            rows.visits[marks[2] :],
+        )
 
     def finish(self) -> BatchRows:
         """The rows of everything added."""
